@@ -1,0 +1,36 @@
+# The shop: `make run` starts everything locally, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit test-e2e shell migrate clean
+
+# Installs the venv when a package's dependencies or the pins change.
+$(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
+		$(addprefix -e ./,$(PACKAGES)) -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## Start the whole shop on local defaults; Ctrl-C stops it.
+	$(BIN)/python ops/stack.py run
+
+test: install  ## Every test: unit tests per service, then end-to-end against the real stack.
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+test-e2e: install
+	$(BIN)/python -m pytest -m e2e
+
+shell: install  ## nameko shell on the running system (make run in another terminal).
+	$(BIN)/nameko shell --config svc_order/config.yaml
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache

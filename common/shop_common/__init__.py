@@ -1,0 +1,1 @@
+"""Pieces every service of the shop shares, and nothing else."""

@@ -1,0 +1,117 @@
+"""Redis keys and rules for the product and order caches.
+
+Product entries carry a generation in their key. A change bumps the
+generation (the list generation for every change, the product's own for a
+change to that product), so a reader that fetched from the database before
+the change writes its result under the old generation, where nobody looks:
+invalidation cannot be undone by a slow reader, and no key scan is needed.
+
+Order entries carry the order's version; a write never replaces a newer one.
+"""
+import json
+
+import redis
+from nameko import config
+from nameko.extensions import DependencyProvider
+
+PRODUCT_TTL_SECONDS = 300
+ORDER_TTL_SECONDS = 3600
+
+LIST_GENERATION_KEY = "shop:products:gen"
+
+
+def product_generation_key(product_id):
+    return f"shop:product:{product_id}:gen"
+
+
+def product_key(product_id, generation):
+    return f"shop:product:{product_id}:g{generation}"
+
+
+def product_list_key(generation, page, page_size, query):
+    return f"shop:products:g{generation}:p{page}:s{page_size}:q{query or ''}"
+
+
+def order_key(order_id):
+    return f"shop:order:{order_id}"
+
+
+class ProductCache:
+    """Reads and fills product entries; ``invalidate`` after any change."""
+
+    def __init__(self, redis_client):
+        self.redis = redis_client
+
+    def _generation(self, key):
+        return int(self.redis.get(key) or 0)
+
+    def get_list(self, page, page_size, query):
+        generation = self._generation(LIST_GENERATION_KEY)
+        key = product_list_key(generation, page, page_size, query)
+        cached = self.redis.get(key)
+        return (json.loads(cached) if cached else None), key
+
+    def get_product(self, product_id):
+        generation = self._generation(product_generation_key(product_id))
+        key = product_key(product_id, generation)
+        cached = self.redis.get(key)
+        return (json.loads(cached) if cached else None), key
+
+    def fill(self, key, value):
+        """Store under the key ``get_*`` returned, i.e. the generation read before the database."""
+        self.redis.set(key, json.dumps(value), ex=PRODUCT_TTL_SECONDS)
+
+    def invalidate(self, product_ids=()):
+        pipe = self.redis.pipeline()
+        pipe.incr(LIST_GENERATION_KEY)
+        for product_id in product_ids:
+            pipe.incr(product_generation_key(product_id))
+        pipe.execute()
+
+
+# Replace the entry only when it is absent or older than the one offered.
+_SET_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'body', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class OrderCache:
+    def __init__(self, redis_client):
+        self.redis = redis_client
+        self._set_if_newer = redis_client.register_script(_SET_IF_NEWER)
+
+    def put(self, order_view, version):
+        return bool(self._set_if_newer(
+            keys=[order_key(order_view["id"])],
+            args=[version, json.dumps(order_view), ORDER_TTL_SECONDS],
+        ))
+
+    def get(self, order_id):
+        body = self.redis.hget(order_key(order_id), "body")
+        return json.loads(body) if body else None
+
+
+class _RedisProvider(DependencyProvider):
+    cache_class = None
+
+    def setup(self):
+        self.client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5, health_check_interval=30)
+        self.cache = self.cache_class(self.client)
+
+    def stop(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.cache
+
+
+class ProductCacheProvider(_RedisProvider):
+    cache_class = ProductCache
+
+
+class OrderCacheProvider(_RedisProvider):
+    cache_class = OrderCache

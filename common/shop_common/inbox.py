@@ -1,0 +1,29 @@
+"""Inbox: which events a consumer has already applied.
+
+A handler claims the event id in the same transaction as its effect; a second
+delivery finds the claim and does nothing. Rolled back effect, rolled back
+claim: the redelivery then applies it.
+"""
+from sqlalchemy import Column, DateTime, MetaData, String, Table, func
+from sqlalchemy.dialects.postgresql import insert
+
+
+def inbox_table(metadata: MetaData):
+    return Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(64), primary_key=True),
+        Column("consumer", String(100), primary_key=True),
+        Column("event_type", String(64), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def claim(session, table, event, consumer):
+    """True the first time ``consumer`` sees ``event``, False ever after."""
+    result = session.execute(
+        insert(table)
+        .values(event_id=event["event_id"], consumer=consumer, event_type=event["event_type"])
+        .on_conflict_do_nothing()
+    )
+    return result.rowcount == 1

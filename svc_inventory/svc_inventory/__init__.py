@@ -1,0 +1,1 @@
+"""Inventory service: stock deductions and restorations driven by order events."""

@@ -1,0 +1,120 @@
+"""The stock store: deductions and restorations, each one transaction with its inbox claim and event."""
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shop_common import inbox as inbox_log
+from shop_common import outbox as outbox_log
+from shop_common.db import StoreProvider
+from svc_inventory import events
+from svc_inventory.exceptions import ReservationNotFound
+from svc_inventory.models import ReservationState as State
+from svc_inventory.models import inbox, outbox, products, stock_reservations
+from svc_inventory.schemas import reservation_view
+
+CONSUMER = "inventory_service"
+
+
+class _SoldOut(Exception):
+    def __init__(self, product_id, requested):
+        self.product_id, self.requested = product_id, requested
+
+
+class StockStore:
+    def __init__(self, transactions):
+        self.transactions = transactions
+
+    def deduct_for_order(self, event, lines):
+        """Deduct every line or none. Returns the product ids whose stock changed."""
+        order_id = event["order_id"]
+        with self.transactions.begin() as session:
+            if not inbox_log.claim(session, inbox, event, CONSUMER):
+                return []
+            created = session.execute(
+                insert(stock_reservations)
+                .values(order_id=order_id, state=State.DEDUCTING, items=[])
+                .on_conflict_do_nothing()
+                .returning(stock_reservations.c.order_id)
+            ).first()
+            if created is None:
+                # Decided before: a VOIDED order (payment failed first) or a replay.
+                return []
+            try:
+                with session.begin_nested():
+                    changed = [self._take(session, product_id, quantity) for product_id, quantity in lines]
+            except _SoldOut as sold_out:
+                self._set_state(session, order_id, State.DEDUCTING, State.UNAVAILABLE, [])
+                outbox_log.add(session, outbox, events.stock_unavailable(order_id, sold_out.product_id,
+                                                                         sold_out.requested))
+                return []
+            self._set_state(session, order_id, State.DEDUCTING, State.DEDUCTED, changed)
+            outbox_log.add(session, outbox, events.stock_updated(order_id, changed))
+        return [line["product_id"] for line in changed]
+
+    def restore_for_order(self, event):
+        """Give back what an order took. Returns the product ids whose stock changed."""
+        order_id = event["order_id"]
+        with self.transactions.begin() as session:
+            if not inbox_log.claim(session, inbox, event, CONSUMER):
+                return []
+            voided = session.execute(
+                insert(stock_reservations)
+                .values(order_id=order_id, state=State.VOIDED, items=[])
+                .on_conflict_do_nothing()
+                .returning(stock_reservations.c.order_id)
+            ).first()
+            if voided is not None:
+                return []  # the order never took stock, and now never will
+            reservation = session.execute(
+                select(stock_reservations).where(stock_reservations.c.order_id == order_id).with_for_update()
+            ).one()
+            if reservation.state != State.DEDUCTED:
+                return []
+            restored = []
+            for line in sorted(reservation.items, key=lambda line: line["product_id"]):
+                stock = session.execute(
+                    update(products).where(products.c.id == line["product_id"])
+                    .values(stock=products.c.stock + line["quantity"], updated_at=func.now())
+                    .returning(products.c.stock)
+                ).scalar_one()
+                restored.append({"product_id": line["product_id"], "quantity": line["quantity"], "stock": stock})
+            self._set_state(session, order_id, State.DEDUCTED, State.RESTORED, reservation.items)
+            outbox_log.add(session, outbox, events.stock_restored(order_id, restored))
+        return [line["product_id"] for line in restored]
+
+    def get_reservation(self, order_id):
+        with self.transactions.begin() as session:
+            row = session.execute(
+                select(stock_reservations).where(stock_reservations.c.order_id == order_id)
+            ).first()
+        if row is None:
+            raise ReservationNotFound("no stock decision for this order", {"order_id": order_id})
+        return reservation_view(row)
+
+    def outbox_backlog(self):
+        with self.transactions.begin() as session:
+            return outbox_log.backlog(session, outbox)
+
+    @staticmethod
+    def _take(session, product_id, quantity):
+        # One conditional UPDATE: concurrent orders can never drive stock below zero.
+        stock = session.execute(
+            update(products)
+            .where(products.c.id == product_id, products.c.stock >= quantity)
+            .values(stock=products.c.stock - quantity, updated_at=func.now())
+            .returning(products.c.stock)
+        ).scalar_one_or_none()
+        if stock is None:
+            raise _SoldOut(product_id, quantity)
+        return {"product_id": product_id, "quantity": quantity, "stock": stock}
+
+    @staticmethod
+    def _set_state(session, order_id, current, target, items):
+        State.check(current, target)
+        session.execute(
+            update(stock_reservations).where(stock_reservations.c.order_id == order_id)
+            .values(state=target, items=items, updated_at=func.now())
+        )
+
+
+class Stock(StoreProvider):
+    store_class = StockStore

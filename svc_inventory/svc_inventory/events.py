@@ -1,0 +1,26 @@
+"""Events the Inventory service publishes."""
+from shop_common import events
+
+
+def stock_updated(order_id, lines):
+    return events.new_event(
+        events.STOCK_UPDATED,
+        {"order_id": order_id, "reason": "order_placed", "items": lines},
+        order_id=order_id, producer="inventory_service",
+    )
+
+
+def stock_unavailable(order_id, product_id, requested):
+    return events.new_event(
+        events.STOCK_UNAVAILABLE,
+        {"order_id": order_id, "product_id": product_id, "requested": requested},
+        order_id=order_id, producer="inventory_service",
+    )
+
+
+def stock_restored(order_id, lines):
+    return events.new_event(
+        events.STOCK_RESTORED,
+        {"order_id": order_id, "reason": "payment_failed", "items": lines},
+        order_id=order_id, producer="inventory_service",
+    )

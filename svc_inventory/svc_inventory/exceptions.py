@@ -1,0 +1,9 @@
+from shop_common.errors import DomainError, IllegalTransition
+
+
+class ReservationNotFound(DomainError):
+    """No stock decision has been recorded for this order."""
+
+
+class IllegalReservationTransition(IllegalTransition):
+    """A reservation was asked to move to a state its current one forbids."""

@@ -1,0 +1,1 @@
+"""Order service: places orders and drives each one to its final status."""

@@ -1,0 +1,226 @@
+"""Order records (PostgreSQL) and the two services an order needs over RPC."""
+import uuid
+
+from nameko.exceptions import RemoteError
+from nameko.rpc import ServiceRpc
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+
+from shop_common import events as shop_events
+from shop_common import inbox as inbox_log
+from shop_common import outbox as outbox_log
+from shop_common.db import StoreProvider
+from shop_common.errors import ValidationError, translate_remote_error
+from shop_common.money import parse_amount
+from svc_order import events
+from svc_order.exceptions import InsufficientStock, OrderNotFound, ProductNotFound, UserNotFound
+from svc_order.models import (
+    MESSAGES, Order, OrderStatus, inbox, notifications, order_history, order_items, orders, outbox,
+)
+from svc_order.schemas import history_view, notification_view, order_view
+
+CONSUMER = "order_service"
+
+# What each incoming event means for the order.
+FACTS = {
+    shop_events.STOCK_UPDATED: Order.record_stock_deducted,
+    shop_events.STOCK_UNAVAILABLE: Order.record_stock_unavailable,
+    shop_events.STOCK_RESTORED: Order.record_stock_restored,
+    shop_events.PAYMENT_SUCCESS: Order.record_payment_succeeded,
+    shop_events.PAYMENT_FAILED: Order.record_payment_failed,
+    shop_events.PAYMENT_REFUNDED: Order.record_refund,
+}
+
+
+class OrderStore:
+    def __init__(self, transactions):
+        self.transactions = transactions
+
+    def find_by_idempotency_key(self, user_id, key):
+        with self.transactions.begin() as session:
+            row = session.execute(
+                select(orders).where(orders.c.user_id == user_id, orders.c.idempotency_key == key)
+            ).first()
+            return (self._view(session, row), row.version) if row else None
+
+    def place(self, user_id, priced_lines, currency, payment_method, address, idempotency_key):
+        """Write the order and its OrderCreated event in one transaction.
+
+        Returns (view, version, created); a concurrent request with the same
+        idempotency key gets the order that won, with created=False.
+        """
+        order_id = str(uuid.uuid4())
+        total = sum(line["unit_price_cents"] * line["quantity"] for line in priced_lines)
+        try:
+            with self.transactions.begin() as session:
+                session.execute(orders.insert().values(
+                    id=order_id, user_id=user_id, status=OrderStatus.PENDING, stock_status="PENDING",
+                    payment_status="PENDING", total_cents=total, currency=currency,
+                    payment_method=payment_method, shipping_address=address, idempotency_key=idempotency_key,
+                    message=MESSAGES[OrderStatus.PENDING],
+                ))
+                session.execute(order_items.insert(), [dict(order_id=order_id, **line) for line in priced_lines])
+                created = events.order_created(
+                    order_id, user_id,
+                    [{"product_id": line["product_id"], "quantity": line["quantity"],
+                      "unit_price_cents": line["unit_price_cents"]} for line in priced_lines],
+                    total, currency, payment_method,
+                )
+                session.execute(order_history.insert().values(
+                    order_id=order_id, event_id=created["event_id"], event_type=created["event_type"],
+                    status_after=OrderStatus.PENDING, detail={"total_cents": total},
+                ))
+                outbox_log.add(session, outbox, created)
+                row = session.execute(select(orders).where(orders.c.id == order_id)).one()
+                return self._view(session, row), row.version, True
+        except IntegrityError:
+            existing = idempotency_key and self.find_by_idempotency_key(user_id, idempotency_key)
+            if not existing:
+                raise
+            return existing[0], existing[1], False
+
+    def apply(self, event):
+        """Apply a stock or payment event to its order. None if it was applied before."""
+        fact = FACTS[event["event_type"]]
+        with self.transactions.begin() as session:
+            if not inbox_log.claim(session, inbox, event, CONSUMER):
+                return None
+            row = session.execute(select(orders).where(orders.c.id == event["order_id"]).with_for_update()).first()
+            if row is None:
+                raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
+            status_before = row.status
+            order = Order(row.status, row.stock_status, row.payment_status)
+            fact(order)
+            row = session.execute(
+                update(orders).where(orders.c.id == row.id).values(
+                    status=order.status, stock_status=order.stock_status, payment_status=order.payment_status,
+                    message=MESSAGES[order.status], version=orders.c.version + 1, updated_at=func.now(),
+                ).returning(orders)
+            ).one()
+            session.execute(order_history.insert().values(
+                order_id=row.id, event_id=event["event_id"], event_type=event["event_type"],
+                status_after=order.status, detail=event["payload"],
+            ))
+            if order.status != status_before:
+                session.execute(insert(notifications).values(
+                    user_id=row.user_id, order_id=row.id, kind=order.status.lower(), message=MESSAGES[order.status],
+                ).on_conflict_do_nothing())
+                outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status))
+            return self._view(session, row), row.version
+
+    def get(self, order_id, user_id=None):
+        with self.transactions.begin() as session:
+            query = select(orders).where(orders.c.id == order_id)
+            if user_id is not None:
+                query = query.where(orders.c.user_id == user_id)
+            row = session.execute(query).first()
+            if row is None:
+                raise OrderNotFound("order not found", {"order_id": order_id})
+            return self._view(session, row), row.version
+
+    def list_for_user(self, user_id, limit=100):
+        with self.transactions.begin() as session:
+            rows = session.execute(
+                select(orders).where(orders.c.user_id == user_id)
+                .order_by(orders.c.created_at.desc(), orders.c.id).limit(limit)
+            ).all()
+            return [self._view(session, row) for row in rows]
+
+    def history(self, order_id):
+        with self.transactions.begin() as session:
+            rows = session.execute(
+                select(order_history).where(order_history.c.order_id == order_id).order_by(order_history.c.id)
+            ).all()
+        return [history_view(row) for row in rows]
+
+    def notifications_for(self, user_id, limit=100):
+        with self.transactions.begin() as session:
+            rows = session.execute(
+                select(notifications).where(notifications.c.user_id == user_id)
+                .order_by(notifications.c.id.desc()).limit(limit)
+            ).all()
+        return [notification_view(row) for row in rows]
+
+    def stuck_pending(self, older_than_seconds):
+        with self.transactions.begin() as session:
+            rows = session.execute(
+                select(orders.c.id, orders.c.created_at, orders.c.stock_status, orders.c.payment_status)
+                .where(orders.c.status == OrderStatus.PENDING,
+                       orders.c.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds))
+                .order_by(orders.c.created_at).limit(100)
+            ).all()
+        return [{"id": row.id, "created_at": row.created_at.isoformat(), "stock_status": row.stock_status,
+                 "payment_status": row.payment_status} for row in rows]
+
+    def outbox_backlog(self):
+        with self.transactions.begin() as session:
+            return outbox_log.backlog(session, outbox)
+
+    @staticmethod
+    def _view(session, row):
+        items = session.execute(
+            select(order_items).where(order_items.c.order_id == row.id).order_by(order_items.c.product_id)
+        ).all()
+        return order_view(row, items)
+
+
+class Orders(StoreProvider):
+    store_class = OrderStore
+
+
+class ProductCatalog:
+    """The Product service, as the Order service needs it."""
+
+    def __init__(self, rpc):
+        self.rpc = rpc
+
+    def price_lines(self, lines):
+        """Lines with name and unit price, after the synchronous availability check."""
+        try:
+            products = self.rpc.check_availability(lines)
+        except RemoteError as exc:
+            translate_remote_error(exc, {"ProductNotFound": ProductNotFound,
+                                         "InsufficientStock": InsufficientStock,
+                                         "ValidationError": ValidationError})
+        currencies = {product["currency"] for product in products}
+        if len(currencies) != 1:
+            raise ValidationError("all items of an order must share one currency", {"items": "mixed currencies"})
+        by_id = {product["id"]: product for product in products}
+        priced = [{
+            "product_id": line["product_id"],
+            "name": by_id[line["product_id"]]["name"],
+            "quantity": line["quantity"],
+            "unit_price_cents": parse_amount(by_id[line["product_id"]]["price"]),
+        } for line in lines]
+        return priced, currencies.pop()
+
+
+class Customers:
+    """The User service, as the Order service needs it."""
+
+    def __init__(self, rpc):
+        self.rpc = rpc
+
+    def shipping_address(self, user_id):
+        try:
+            return self.rpc.get_user(user_id)["address"]
+        except RemoteError as exc:
+            translate_remote_error(exc, {"UserNotFound": UserNotFound})
+
+
+class ProductCatalogRpc(ServiceRpc):
+    def __init__(self, **kwargs):
+        super().__init__("product_service", **kwargs)
+
+    def get_dependency(self, worker_ctx):
+        return ProductCatalog(super().get_dependency(worker_ctx))
+
+
+class CustomersRpc(ServiceRpc):
+    def __init__(self, **kwargs):
+        super().__init__("user_service", **kwargs)
+
+    def get_dependency(self, worker_ctx):
+        return Customers(super().get_dependency(worker_ctx))
+

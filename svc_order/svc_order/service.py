@@ -1,0 +1,97 @@
+from nameko.rpc import rpc
+
+from shop_common import events
+from shop_common.cache import OrderCacheProvider
+from shop_common.kafka import kafka_event
+from shop_common.outbox import OutboxRelay
+from shop_common.service import ServiceBase
+from svc_order import models, schemas
+from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
+
+
+class OrderService(ServiceBase):
+    name = "order_service"
+    package = "svc-order"
+
+    orders = Orders()
+    cache = OrderCacheProvider()
+    catalog = ProductCatalogRpc()
+    customers = CustomersRpc()
+    relay = OutboxRelay(models.outbox)
+
+    @rpc
+    def place_order(self, user_id, body, idempotency_key=None):
+        """Check availability, then store the order with its OrderCreated event.
+
+        Returns {"order", "created"}; created is False when the idempotency
+        key had already placed this order.
+        """
+        lines, payment_method = schemas.order_request(body)
+        key = schemas.idempotency_key(idempotency_key)
+        if key:
+            existing = self.orders.find_by_idempotency_key(user_id, key)
+            if existing:
+                return {"order": existing[0], "created": False}
+        address = self.customers.shipping_address(user_id)
+        priced, currency = self.catalog.price_lines(lines)
+        order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key)
+        self.cache.put(order, version)
+        return {"order": order, "created": created}
+
+    @rpc
+    def get_order(self, order_id, user_id=None):
+        order, version = self.orders.get(order_id, user_id)
+        self.cache.put(order, version)
+        return order
+
+    @rpc
+    def list_orders(self, user_id):
+        return self.orders.list_for_user(user_id)
+
+    @rpc
+    def list_notifications(self, user_id):
+        return self.orders.notifications_for(user_id)
+
+    @rpc
+    def get_order_with_history(self, order_id):
+        """Operator call: the order and every event applied to it, oldest first."""
+        order, _ = self.orders.get(order_id)
+        return {"order": order, "history": self.orders.history(order_id)}
+
+    @rpc
+    def stuck_orders(self, older_than_seconds=300):
+        """Operator call: orders still PENDING after this long."""
+        return self.orders.stuck_pending(int(older_than_seconds))
+
+    @rpc
+    def outbox_backlog(self):
+        return self.orders.outbox_backlog()
+
+    @kafka_event(events.INVENTORY_TOPIC, events.STOCK_UPDATED)
+    def on_stock_updated(self, event):
+        self._apply(event)
+
+    @kafka_event(events.INVENTORY_TOPIC, events.STOCK_UNAVAILABLE)
+    def on_stock_unavailable(self, event):
+        self._apply(event)
+
+    @kafka_event(events.INVENTORY_TOPIC, events.STOCK_RESTORED)
+    def on_stock_restored(self, event):
+        self._apply(event)
+
+    @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_SUCCESS)
+    def on_payment_success(self, event):
+        self._apply(event)
+
+    @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_FAILED)
+    def on_payment_failed(self, event):
+        self._apply(event)
+
+    @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_REFUNDED)
+    def on_payment_refunded(self, event):
+        self._apply(event)
+
+    def _apply(self, event):
+        applied = self.orders.apply(event)
+        if applied:
+            self.cache.put(*applied)

@@ -1,0 +1,1 @@
+"""Payment service: charges and refunds through Stripe."""

@@ -1,0 +1,37 @@
+"""Events the Payment service publishes."""
+from shop_common import events
+from shop_common.money import format_cents
+
+
+def payment_success(payment):
+    return events.new_event(
+        events.PAYMENT_SUCCESS,
+        {
+            "order_id": payment["order_id"],
+            "amount": format_cents(payment["amount_cents"]),
+            "currency": payment["currency"],
+            "payment_intent": payment["intent_id"],
+        },
+        order_id=payment["order_id"], producer="payment_service",
+    )
+
+
+def payment_failed(payment):
+    return events.new_event(
+        events.PAYMENT_FAILED,
+        {
+            "order_id": payment["order_id"],
+            "failure_code": payment["failure_code"],
+            "failure_message": payment["failure_message"],
+        },
+        order_id=payment["order_id"], producer="payment_service",
+    )
+
+
+def payment_refunded(payment):
+    return events.new_event(
+        events.PAYMENT_REFUNDED,
+        {"order_id": payment["order_id"], "refund_id": payment["refund_id"],
+         "amount": format_cents(payment["amount_cents"]), "currency": payment["currency"]},
+        order_id=payment["order_id"], producer="payment_service",
+    )

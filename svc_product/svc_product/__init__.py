@@ -1,0 +1,1 @@
+"""Product service: the catalog and its stock levels."""

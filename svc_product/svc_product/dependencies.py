@@ -1,0 +1,86 @@
+"""The catalog store: every product read and write goes through here."""
+import uuid
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+
+from shop_common.db import StoreProvider
+from svc_product.exceptions import InsufficientStock, ProductNotFound, SkuTaken
+from svc_product.models import products
+from svc_product.schemas import product_view
+
+
+class CatalogStore:
+    def __init__(self, transactions):
+        self.transactions = transactions
+
+    def list_products(self, page, page_size, query):
+        condition = True
+        if query:
+            pattern = f"%{query}%"
+            condition = or_(products.c.name.ilike(pattern), products.c.description.ilike(pattern),
+                            products.c.sku.ilike(pattern))
+        with self.transactions.begin() as session:
+            total = session.execute(select(func.count()).select_from(products).where(condition)).scalar_one()
+            rows = session.execute(
+                select(products).where(condition).order_by(products.c.name, products.c.id)
+                .limit(page_size).offset((page - 1) * page_size)
+            ).all()
+        return {"items": [product_view(row) for row in rows], "page": page, "page_size": page_size, "total": total}
+
+    def get_product(self, product_id):
+        with self.transactions.begin() as session:
+            row = session.execute(select(products).where(products.c.id == product_id)).first()
+        if row is None:
+            raise ProductNotFound("product not found", {"product_id": product_id})
+        return product_view(row)
+
+    def create_product(self, fields):
+        product_id = str(uuid.uuid4())
+        try:
+            with self.transactions.begin() as session:
+                row = session.execute(products.insert().values(id=product_id, **fields).returning(products)).one()
+        except IntegrityError:
+            raise SkuTaken("a product with this SKU exists", {"sku": fields["sku"]})
+        return product_view(row)
+
+    def update_product(self, product_id, changes):
+        with self.transactions.begin() as session:
+            row = session.execute(
+                update(products).where(products.c.id == product_id)
+                .values(**changes, updated_at=func.now()).returning(products)
+            ).first()
+        if row is None:
+            raise ProductNotFound("product not found", {"product_id": product_id})
+        return product_view(row)
+
+    def check_availability(self, lines):
+        """Products of the lines with price and stock; raises if any is unknown or short."""
+        wanted = dict(lines)
+        with self.transactions.begin() as session:
+            rows = session.execute(select(products).where(products.c.id.in_(list(wanted)))).all()
+        found = {row.id: row for row in rows}
+        for product_id, quantity in lines:
+            row = found.get(product_id)
+            if row is None:
+                raise ProductNotFound("product not found", {"product_id": product_id})
+            if row.stock < quantity:
+                raise InsufficientStock(
+                    f"only {row.stock} of {row.name} in stock",
+                    {"product_id": product_id, "requested": quantity, "available": row.stock},
+                )
+        return [product_view(found[product_id]) for product_id, _ in lines]
+
+    def seed(self, catalog):
+        """Insert each product whose SKU is new; existing ones are left as they are."""
+        with self.transactions.begin() as session:
+            result = session.execute(
+                insert(products).values([{"id": str(uuid.uuid4()), **item} for item in catalog])
+                .on_conflict_do_nothing(index_elements=["sku"])
+            )
+        return result.rowcount
+
+
+class Catalog(StoreProvider):
+    store_class = CatalogStore

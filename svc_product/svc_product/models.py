@@ -1,0 +1,21 @@
+"""The products database (shared with the Inventory service, which owns its own tables there)."""
+from sqlalchemy import CheckConstraint, Column, DateTime, Integer, MetaData, String, Table, Text, func
+
+metadata = MetaData()
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("price_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False, server_default="USD"),
+    # The database itself refuses negative stock, whatever the code does.
+    Column("stock", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("stock >= 0", name="ck_products_stock_not_negative"),
+    CheckConstraint("price_cents >= 0", name="ck_products_price_not_negative"),
+)

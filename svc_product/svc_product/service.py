@@ -1,0 +1,44 @@
+from nameko.rpc import rpc
+
+from shop_common.cache import ProductCacheProvider
+from shop_common.service import ServiceBase
+from svc_product import schemas
+from svc_product.dependencies import Catalog
+
+
+class ProductService(ServiceBase):
+    name = "product_service"
+    package = "svc-product"
+
+    catalog = Catalog()
+    cache = ProductCacheProvider()
+
+    @rpc
+    def list_products(self, page=1, page_size=20, q=None):
+        return self.catalog.list_products(*schemas.page_request(page, page_size, q))
+
+    @rpc
+    def get_product(self, product_id):
+        return self.catalog.get_product(product_id)
+
+    @rpc
+    def create_product(self, fields):
+        product = self.catalog.create_product(schemas.new_product(fields))
+        self.cache.invalidate([product["id"]])
+        return product
+
+    @rpc
+    def update_product(self, product_id, changes):
+        product = self.catalog.update_product(product_id, schemas.product_changes(changes))
+        self.cache.invalidate([product_id])
+        return product
+
+    @rpc
+    def check_availability(self, items):
+        return self.catalog.check_availability(schemas.order_lines(items))
+
+    @rpc
+    def get_stock(self, product_id):
+        """Operator call: the stock level as the database has it now."""
+        product = self.catalog.get_product(product_id)
+        return {"product_id": product_id, "sku": product["sku"], "stock": product["stock"]}

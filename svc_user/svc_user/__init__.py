@@ -1,0 +1,1 @@
+"""User service: accounts, credentials and profiles."""

@@ -1,0 +1,1 @@
+"""The User service publishes no Kafka events: others ask it over RPC."""

@@ -1,0 +1,180 @@
+"""Routes of the public contract (shared/contract/API.md)."""
+import logging
+import os
+from pathlib import Path
+
+import redis
+from flask import Flask, g, jsonify, request
+
+from shop_common.cache import OrderCache, ProductCache
+from shop_common.config import load_config
+from web_gateway import errors
+from web_gateway.auth import admin_required, login_required
+from web_gateway.errors import ApiError
+from web_gateway.openapi import SPEC
+from web_gateway.rpc import RpcClients
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = Path(__file__).parents[1] / "config.yaml"
+MAX_BODY_BYTES = 64 * 1024
+INTERNAL_FIELDS = ("user_id",)
+
+
+def public(order):
+    return {key: value for key, value in order.items() if key not in INTERNAL_FIELDS}
+
+
+def json_body():
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", "The request body is too large.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "validation_error", "The body must be JSON (Content-Type: application/json).",
+                       {"body": "malformed or missing JSON"})
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation_error", "The body must be a JSON object.", {"body": "must be an object"})
+    return body
+
+
+def page_args():
+    """(page, page_size, q) when they make a cacheable request, else None (the service rejects them)."""
+    try:
+        page = int(request.args.get("page", 1))
+        page_size = int(request.args.get("page_size", 20))
+    except ValueError:
+        return None
+    if page < 1 or not 1 <= page_size <= 100:
+        return None
+    return page, page_size, request.args.get("q", "").strip()
+
+
+def create_app(config=None):
+    config = config or load_config(os.environ.get("SHOP_GATEWAY_CONFIG", CONFIG_PATH))
+    app = Flask(__name__)
+    app.config["JWT_SECRET"] = str(config["AUTH"]["jwt_secret"])
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    rpc = RpcClients(config["AMQP_URI"], float(config.get("RPC_TIMEOUT_SECONDS", 10)))
+    ready_rpc = RpcClients(config["AMQP_URI"], float(config.get("READY_TIMEOUT_SECONDS", 2)))
+    redis_client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=2, health_check_interval=30)
+    product_cache = ProductCache(redis_client)
+    order_cache = OrderCache(redis_client)
+    errors.register(app)
+
+    # -- health ---------------------------------------------------------
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready():
+        failing = {}
+        try:
+            redis_client.ping()
+        except Exception as exc:
+            failing["redis"] = type(exc).__name__
+        for service in config["SERVICES"]:
+            try:
+                ready_rpc.call(service, "health")
+            except Exception as exc:
+                ready_rpc.discard()
+                failing[service] = type(exc).__name__
+        if failing:
+            return errors.error_response(503, "unavailable", "Some parts of the shop are not ready.",
+                                         {"failing": failing})
+        return {"status": "ready"}
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(SPEC)
+
+    # -- users ----------------------------------------------------------
+    @app.post("/auth/register")
+    def register():
+        user = rpc.call("user_service", "register", json_body())
+        return {"id": user["id"], "email": user["email"], "name": user["name"]}, 201
+
+    @app.post("/auth/login")
+    def login():
+        body = json_body()
+        return rpc.call("user_service", "login", body.get("email"), body.get("password"))
+
+    @app.get("/users/me")
+    @login_required
+    def me():
+        user = rpc.call("user_service", "get_user", g.user_id)
+        return {key: user[key] for key in ("id", "email", "name", "address", "preferences")}
+
+    @app.patch("/users/me")
+    @login_required
+    def update_me():
+        user = rpc.call("user_service", "update_user", g.user_id, json_body())
+        return {key: user[key] for key in ("id", "email", "name", "address", "preferences")}
+
+    @app.get("/users/me/notifications")
+    @login_required
+    def notifications():
+        return {"items": rpc.call("order_service", "list_notifications", g.user_id)}
+
+    # -- products -------------------------------------------------------
+    @app.get("/products")
+    def list_products():
+        args = page_args()
+        if args is None:  # let the service name the bad field
+            rpc.call("product_service", "list_products", request.args.get("page", 1),
+                     request.args.get("page_size", 20), request.args.get("q"))
+        cached, key = product_cache.get_list(*args)
+        if cached is not None:
+            return cached_response(cached, "HIT")
+        result = rpc.call("product_service", "list_products", *args)
+        product_cache.fill(key, result)
+        return cached_response(result, "MISS")
+
+    @app.get("/products/<product_id>")
+    def get_product(product_id):
+        cached, key = product_cache.get_product(product_id)
+        if cached is not None:
+            return cached_response(cached, "HIT")
+        product = rpc.call("product_service", "get_product", product_id)
+        product_cache.fill(key, product)
+        return cached_response(product, "MISS")
+
+    @app.post("/products")
+    @admin_required
+    def create_product():
+        return rpc.call("product_service", "create_product", json_body()), 201
+
+    @app.patch("/products/<product_id>")
+    @admin_required
+    def update_product(product_id):
+        return rpc.call("product_service", "update_product", product_id, json_body())
+
+    # -- orders ---------------------------------------------------------
+    @app.post("/orders")
+    @login_required
+    def place_order():
+        result = rpc.call("order_service", "place_order", g.user_id, json_body(),
+                          request.headers.get("Idempotency-Key"))
+        return public(result["order"]), 202 if result["created"] else 200
+
+    @app.get("/orders/<order_id>")
+    @login_required
+    def get_order(order_id):
+        cached = order_cache.get(order_id)
+        if cached is not None and cached.get("user_id") == g.user_id:
+            return public(cached)
+        return public(rpc.call("order_service", "get_order", order_id, g.user_id))
+
+    @app.get("/orders")
+    @login_required
+    def list_orders():
+        return {"items": [public(order) for order in rpc.call("order_service", "list_orders", g.user_id)]}
+
+    return app
+
+
+def cached_response(body, cache_state):
+    response = jsonify(body)
+    response.headers["X-Cache"] = cache_state
+    return response

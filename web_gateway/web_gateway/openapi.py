@@ -1,0 +1,137 @@
+"""The public contract as OpenAPI 3.1, served at GET /openapi.json."""
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema):
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary, responses, body=None, auth=False, params=()):
+    operation = {"summary": summary, "responses": {
+        str(status): dict(description=text, **(_json(_ref(schema)) if schema else {}))
+        for status, (text, schema) in responses.items()
+    }}
+    if body:
+        operation["requestBody"] = dict(required=True, **_json(_ref(body)))
+    if auth:
+        operation["security"] = [{"bearer": []}]
+    if params:
+        operation["parameters"] = list(params)
+    return operation
+
+
+def _param(name, where="path", schema=None):
+    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"}}
+
+
+ERROR = ("error", "Error")
+MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
+ADDRESS = {"type": "object", "required": ["line1", "city", "postal_code", "country"],
+           "properties": {key: {"type": "string"} for key in ("line1", "line2", "city", "postal_code", "country")}}
+
+SPEC = {
+    "openapi": "3.1.0",
+    "info": {"title": "The shop", "version": "1.0.0"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "details": {"type": "object"}}}}},
+            "Registration": {"type": "object", "required": ["email", "password", "name", "address"],
+                             "properties": {"email": {"type": "string", "format": "email"},
+                                            "password": {"type": "string", "minLength": 8},
+                                            "name": {"type": "string"}, "address": ADDRESS}},
+            "UserSummary": {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "email", "name")}},
+            "Login": {"type": "object", "required": ["email", "password"],
+                      "properties": {"email": {"type": "string"}, "password": {"type": "string"}}},
+            "Token": {"type": "object", "properties": {"access_token": {"type": "string"},
+                                                       "token_type": {"const": "Bearer"},
+                                                       "expires_in": {"type": "integer"}}},
+            "User": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"},
+                                                      "name": {"type": "string"}, "address": ADDRESS,
+                                                      "preferences": {"type": "object"}}},
+            "UserChanges": {"type": "object", "properties": {"name": {"type": "string"}, "address": ADDRESS,
+                                                             "preferences": {"type": "object"}}},
+            "Notifications": {"type": "object", "properties": {"items": {"type": "array", "items": {
+                "type": "object", "properties": {k: {"type": "string"} for k in
+                                                 ("order_id", "kind", "message", "created_at")}}}}},
+            "Product": {"type": "object", "properties": {
+                "id": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"},
+                "description": {"type": "string"}, "price": MONEY, "currency": {"type": "string"},
+                "stock": {"type": "integer", "minimum": 0}}},
+            "NewProduct": {"type": "object", "required": ["sku", "name", "price", "stock"], "properties": {
+                "sku": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
+                "price": MONEY, "currency": {"type": "string"}, "stock": {"type": "integer", "minimum": 0}}},
+            "ProductChanges": {"type": "object", "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}, "price": MONEY,
+                "stock": {"type": "integer", "minimum": 0}}},
+            "ProductPage": {"type": "object", "properties": {
+                "items": {"type": "array", "items": _ref("Product")}, "page": {"type": "integer"},
+                "page_size": {"type": "integer", "maximum": 100}, "total": {"type": "integer"}}},
+            "NewOrder": {"type": "object", "required": ["items", "payment_method"], "properties": {
+                "items": {"type": "array", "minItems": 1, "maxItems": 50, "items": {
+                    "type": "object", "required": ["product_id", "quantity"],
+                    "properties": {"product_id": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1}}}},
+                "payment_method": {"type": "string"}}},
+            "Order": {"type": "object", "properties": {
+                "id": {"type": "string"},
+                "status": {"enum": ["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "product_id": {"type": "string"}, "quantity": {"type": "integer"}, "unit_price": MONEY}}},
+                "total": MONEY, "currency": {"type": "string"}, "message": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"}}},
+            "Orders": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Order")}}},
+            "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+        },
+    },
+    "paths": {
+        "/health": {"get": _op("The gateway process serves", {200: ("ok", "Status")})},
+        "/ready": {"get": _op("Redis and every service answer", {200: ("ready", "Status"),
+                                                                  503: ("a part is failing", "Error")})},
+        "/auth/register": {"post": _op("Create an account", {201: ("created", "UserSummary"), 400: ERROR,
+                                                             409: ("email_taken", "Error")}, body="Registration")},
+        "/auth/login": {"post": _op("Get an access token", {200: ("token", "Token"),
+                                                            401: ("invalid_credentials", "Error")}, body="Login")},
+        "/users/me": {
+            "get": _op("The caller's profile", {200: ("user", "User"), 401: ERROR}, auth=True),
+            "patch": _op("Change name, address or preferences", {200: ("user", "User"), 400: ERROR, 401: ERROR},
+                         body="UserChanges", auth=True),
+        },
+        "/users/me/notifications": {"get": _op("Order outcomes, newest first",
+                                               {200: ("notifications", "Notifications"), 401: ERROR}, auth=True)},
+        "/products": {
+            "get": _op("A page of the catalog (X-Cache: HIT or MISS)", {200: ("page", "ProductPage"), 400: ERROR},
+                       params=[_param("page", "query", {"type": "integer", "minimum": 1}),
+                               _param("page_size", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
+                               _param("q", "query")]),
+            "post": _op("Add a product (admin)", {201: ("created", "Product"), 400: ERROR, 401: ERROR,
+                                                 403: ("forbidden", "Error"), 409: ("sku_taken", "Error")},
+                        body="NewProduct", auth=True),
+        },
+        "/products/{product_id}": {
+            "get": _op("One product (X-Cache: HIT or MISS)", {200: ("product", "Product"),
+                                                              404: ("product_not_found", "Error")},
+                       params=[_param("product_id")]),
+            "patch": _op("Change a product (admin)", {200: ("product", "Product"), 400: ERROR, 401: ERROR,
+                                                     403: ("forbidden", "Error"), 404: ERROR},
+                         body="ProductChanges", auth=True, params=[_param("product_id")]),
+        },
+        "/orders": {
+            "post": _op("Place an order (optional Idempotency-Key header)",
+                        {202: ("accepted, PENDING", "Order"), 200: ("the order of this Idempotency-Key", "Order"),
+                         400: ERROR, 401: ERROR, 404: ("product_not_found", "Error"),
+                         409: ("insufficient_stock", "Error")},
+                        body="NewOrder", auth=True, params=[_param("Idempotency-Key", "header")]),
+            "get": _op("The caller's orders, newest first", {200: ("orders", "Orders"), 401: ERROR}, auth=True),
+        },
+        "/orders/{order_id}": {"get": _op("One of the caller's orders", {
+            200: ("order", "Order"), 401: ERROR, 404: ("order_not_found", "Error")},
+            auth=True, params=[_param("order_id")])},
+    },
+}
