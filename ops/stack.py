@@ -273,17 +273,20 @@ class Stack:
             log_file.close()
         self.processes = []
 
-    def restart(self, name):
-        """Stop one process and start it again with the same command (tests use this)."""
+    def stop_process(self, name):
+        """Stop one process (tests use this to hold a service back); returns how to start it again."""
         for index, (proc_name, process, log_file, cwd) in enumerate(self.processes):
             if proc_name == name:
                 os.killpg(process.pid, signal.SIGTERM)
-                process.wait(15)
+                process.wait(20)
                 log_file.close()
                 del self.processes[index]
-                self.spawn(name, process.args, cwd, append=True)
-                return
+                return process.args, cwd
         raise KeyError(name)
+
+    def start_process(self, name, how):
+        argv, cwd = how
+        self.spawn(name, argv, cwd, append=True)
 
     def summary(self):
         p = self.profile

@@ -186,10 +186,11 @@ class StripePayments:
             raise PaymentProviderUnavailable(str(exc))
         if intent.status == "succeeded":
             return {"succeeded": True, "intent_id": intent.id}
-        error = intent.last_payment_error
+        # stripe 16 objects are not dicts: read the error through to_dict().
+        error = intent.last_payment_error.to_dict() if intent.last_payment_error else {}
         return {"succeeded": False, "intent_id": intent.id,
-                "failure_code": (error and error.get("code")) or intent.status,
-                "failure_message": (error and error.get("message")) or f"payment {intent.status}"}
+                "failure_code": error.get("code") or intent.status,
+                "failure_message": error.get("message") or f"payment {intent.status}"}
 
     def refund(self, payment):
         try:

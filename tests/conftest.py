@@ -1,0 +1,133 @@
+"""End-to-end fixtures: the whole shop on the test profile, driven over HTTP."""
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ops"))
+
+from stack import PROFILES, Stack  # noqa: E402
+
+ADMIN = ("admin@shop.local", "shop-admin-dev")
+FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def shop():
+    stack = Stack(PROFILES["test"], fresh=True)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+class Api:
+    def __init__(self, base_url, token=None):
+        self.base_url = base_url
+        self.token = token
+        self.session = requests.Session()
+
+    def request(self, method, path, token=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        token = token or self.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.session.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def as_user(self, token):
+        return Api(self.base_url, token)
+
+    # -- conveniences -----------------------------------------------------
+    def register(self, email=None, password="correct-horse-1", name="Test Shopper"):
+        email = email or f"shopper-{uuid.uuid4().hex[:10]}@example.com"
+        response = self.post("/auth/register", json={
+            "email": email, "password": password, "name": name,
+            "address": {"line1": "1 Main Street", "city": "Springfield", "postal_code": "12345", "country": "US"},
+        })
+        assert response.status_code == 201, response.text
+        return email, password, response.json()
+
+    def login(self, email, password):
+        response = self.post("/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def new_shopper(self):
+        email, password, user = self.register()
+        return self.as_user(self.login(email, password)), user
+
+    def create_product(self, admin, stock, price="10.00"):
+        response = admin.post("/products", json={
+            "sku": f"T-{uuid.uuid4().hex[:12]}", "name": f"Test product {uuid.uuid4().hex[:6]}",
+            "description": "made by a test", "price": price, "currency": "USD", "stock": stock,
+        })
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def place_order(self, product_id, quantity=1, payment_method="pm_card_visa", **kwargs):
+        return self.post("/orders", json={"items": [{"product_id": product_id, "quantity": quantity}],
+                                          "payment_method": payment_method}, **kwargs)
+
+    def stock(self, product_id):
+        return self.get(f"/products/{product_id}").json()["stock"]
+
+    def wait_for_final(self, order_id, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            order = self.get(f"/orders/{order_id}").json()
+            if order["status"] in FINAL:
+                return order
+            time.sleep(0.1)
+        raise AssertionError(f"order {order_id} still {order['status']} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def api(shop):
+    return Api(shop.profile.gateway_url)
+
+
+@pytest.fixture(scope="session")
+def admin(api):
+    return api.as_user(api.login(*ADMIN))
+
+
+@pytest.fixture
+def shopper(api):
+    client, _ = api.new_shopper()
+    return client
+
+
+@pytest.fixture(scope="session")
+def rpc(shop):
+    """Nameko RPC into the running test stack, as an operator would use it."""
+    from nameko.standalone.rpc import ClusterRpcClient
+
+    with ClusterRpcClient(uri=shop.env["AMQP_URI"], timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def stripe_client(shop):
+    import stripe
+
+    return stripe.StripeClient("sk_test_localstripe", base_addresses={"api": shop.env["STRIPE_API_BASE"]})

@@ -1,0 +1,73 @@
+"""Registration, login, profile: the contract's Users section against the real stack."""
+import psycopg2
+
+
+def test_register_login_and_profile(api):
+    email, password, user = api.register(email="Mixed.Case@Example.com")
+    assert user == {"id": user["id"], "email": "mixed.case@example.com", "name": "Test Shopper"}
+
+    login = api.post("/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200
+    body = login.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] > 0 and body["access_token"]
+
+    me = api.get("/users/me", token=body["access_token"])
+    assert me.status_code == 200
+    assert me.json()["address"]["city"] == "Springfield"
+    assert me.json()["preferences"] == {}
+
+
+def test_password_is_stored_as_argon2_hash(api, shop):
+    email, password, _ = api.register()
+    connection = psycopg2.connect(shop.profile.database_url("users").replace("+psycopg2", ""))
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT password_hash FROM users WHERE email = %s", (email,))
+        (stored,) = cursor.fetchone()
+    connection.close()
+    assert stored.startswith("$argon2id$") and password not in stored
+
+
+def test_duplicate_email_is_409(api):
+    email, _, _ = api.register()
+    again = api.post("/auth/register", json={
+        "email": email.upper(), "password": "another-pass-1", "name": "X",
+        "address": {"line1": "a", "city": "b", "postal_code": "c", "country": "d"}})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "email_taken"
+
+
+def test_registration_validation_names_fields(api):
+    response = api.post("/auth/register", json={"email": "not-an-email", "password": "short", "name": "",
+                                                 "address": {"line1": "x"}})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert {"email", "password", "name", "address.city"} <= set(error["details"])
+
+
+def test_wrong_password_and_unknown_email_look_the_same(api):
+    email, _, _ = api.register()
+    wrong = api.post("/auth/login", json={"email": email, "password": "not-the-password"})
+    unknown = api.post("/auth/login", json={"email": "nobody-here@example.com", "password": "whatever-1"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    assert wrong.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_profile_needs_a_valid_token(api):
+    assert api.get("/users/me").status_code == 401
+    bad = api.get("/users/me", token="not.a.jwt")
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "unauthorized"
+
+
+def test_patch_profile(shopper):
+    response = shopper.patch("/users/me", json={
+        "name": "New Name", "preferences": {"newsletter": True},
+        "address": {"line1": "2 Side St", "city": "Shelbyville", "postal_code": "54321", "country": "US"}})
+    assert response.status_code == 200, response.text
+    me = shopper.get("/users/me").json()
+    assert me["name"] == "New Name"
+    assert me["preferences"] == {"newsletter": True}
+    assert me["address"]["city"] == "Shelbyville"
+    bad = shopper.patch("/users/me", json={"email": "x@y.z"})
+    assert bad.status_code == 400 and "email" in bad.json()["error"]["details"]
