@@ -1,0 +1,124 @@
+"""StockStore on a real PostgreSQL database: atomic deductions, restores, either arrival order."""
+import uuid
+
+import eventlet
+import pytest
+from sqlalchemy import select, text
+
+from shop_common import events
+from shop_common.errors import ValidationError
+from svc_inventory import schemas
+from svc_inventory.dependencies import StockStore
+from svc_inventory.exceptions import IllegalReservationTransition
+from svc_inventory.models import ReservationState, outbox
+
+
+@pytest.fixture
+def store(transactions_for):
+    return StockStore(transactions_for("products"))
+
+
+def new_product(store, stock):
+    product_id = str(uuid.uuid4())
+    with store.transactions.begin() as session:
+        session.execute(text("INSERT INTO products (id, sku, name, price_cents, stock) "
+                             "VALUES (:id, :sku, 'Test', 100, :stock)"),
+                        {"id": product_id, "sku": product_id[:20], "stock": stock})
+    return product_id
+
+
+def stock_of(store, product_id):
+    with store.transactions.begin() as session:
+        return session.execute(text("SELECT stock FROM products WHERE id = :id"), {"id": product_id}).scalar_one()
+
+
+def order_created(lines, order_id=None):
+    order_id = order_id or str(uuid.uuid4())
+    items = [{"product_id": product_id, "quantity": quantity} for product_id, quantity in lines]
+    return events.new_event(events.ORDER_CREATED, {"order_id": order_id, "items": items}, order_id=order_id)
+
+
+def payment_failed(order_id):
+    return events.new_event(events.PAYMENT_FAILED, {"order_id": order_id}, order_id=order_id)
+
+
+def deduct(store, event):
+    return store.deduct_for_order(event, schemas.order_lines(event))
+
+
+def emitted(store, order_id):
+    with store.transactions.begin() as session:
+        return [row.event_type for row in session.execute(
+            select(outbox).where(outbox.c.message_key == order_id).order_by(outbox.c.id))]
+
+
+def test_deduction_takes_stock_and_emits_stock_updated(store):
+    product = new_product(store, 5)
+    event = order_created([(product, 2)])
+    assert deduct(store, event) == [product]
+    assert stock_of(store, product) == 3
+    assert store.get_reservation(event["order_id"])["state"] == ReservationState.DEDUCTED
+    assert emitted(store, event["order_id"]) == ["StockUpdated"]
+
+
+def test_redelivered_order_created_deducts_once(store):
+    product = new_product(store, 5)
+    event = order_created([(product, 2)])
+    deduct(store, event)
+    assert deduct(store, event) == []
+    assert stock_of(store, product) == 3
+    assert emitted(store, event["order_id"]) == ["StockUpdated"]
+
+
+def test_shortage_on_one_line_deducts_nothing(store):
+    plenty, scarce = new_product(store, 10), new_product(store, 1)
+    event = order_created([(plenty, 3), (scarce, 2)])
+    assert deduct(store, event) == []
+    assert stock_of(store, plenty) == 10 and stock_of(store, scarce) == 1
+    assert store.get_reservation(event["order_id"])["state"] == ReservationState.UNAVAILABLE
+    assert emitted(store, event["order_id"]) == ["StockUnavailable"]
+
+
+def test_payment_failed_after_deduction_restores(store):
+    product = new_product(store, 4)
+    event = order_created([(product, 3)])
+    deduct(store, event)
+    assert store.restore_for_order(payment_failed(event["order_id"])) == [product]
+    assert stock_of(store, product) == 4
+    assert store.get_reservation(event["order_id"])["state"] == ReservationState.RESTORED
+    assert emitted(store, event["order_id"]) == ["StockUpdated", "StockRestored"]
+
+
+def test_payment_failed_before_order_created_means_no_deduction(store):
+    product = new_product(store, 4)
+    event = order_created([(product, 3)])
+    assert store.restore_for_order(payment_failed(event["order_id"])) == []
+    assert deduct(store, event) == []
+    assert stock_of(store, product) == 4
+    assert store.get_reservation(event["order_id"])["state"] == ReservationState.VOIDED
+    assert emitted(store, event["order_id"]) == []
+
+
+def test_concurrent_orders_never_drive_stock_below_zero(store):
+    product = new_product(store, 5)
+    orders = [order_created([(product, 1)]) for _ in range(20)]
+    pool = eventlet.GreenPool(20)
+    results = list(pool.imap(lambda event: deduct(store, event), orders))
+    assert sum(1 for changed in results if changed) == 5
+    assert stock_of(store, product) == 0
+    states = [store.get_reservation(event["order_id"])["state"] for event in orders]
+    assert states.count(ReservationState.DEDUCTED) == 5
+    assert states.count(ReservationState.UNAVAILABLE) == 15
+
+
+def test_reservation_transitions_are_guarded():
+    assert ReservationState.check("DEDUCTING", "DEDUCTED") == "DEDUCTED"
+    with pytest.raises(IllegalReservationTransition):
+        ReservationState.check("RESTORED", "DEDUCTED")
+
+
+def test_order_lines_are_sorted_and_checked():
+    event = order_created([("b", 1), ("a", 2)])
+    assert schemas.order_lines(event) == [("a", 2), ("b", 1)]
+    with pytest.raises(ValidationError):
+        schemas.order_lines(order_created([("a", 0)]))

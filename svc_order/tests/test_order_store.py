@@ -1,0 +1,95 @@
+"""OrderStore on a real PostgreSQL database (migrated by the root conftest)."""
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from shop_common import events
+from svc_order.dependencies import OrderStore
+from svc_order.exceptions import OrderNotFound
+from svc_order.models import notifications, outbox
+
+ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
+
+
+@pytest.fixture
+def store(transactions_for):
+    return OrderStore(transactions_for("orders"))
+
+
+def place(store, user_id=None, key=None):
+    lines = [{"product_id": "p1", "name": "One", "quantity": 2, "unit_price_cents": 250},
+             {"product_id": "p2", "name": "Two", "quantity": 1, "unit_price_cents": 1000}]
+    return store.place(user_id or str(uuid.uuid4()), lines, "USD", "pm_card_visa", ADDRESS, key)
+
+
+def event(event_type, order_id):
+    return events.new_event(event_type, {"order_id": order_id}, order_id=order_id)
+
+
+def outbox_types(store, order_id):
+    with store.transactions.begin() as session:
+        return [row.event_type for row in session.execute(
+            select(outbox).where(outbox.c.message_key == order_id).order_by(outbox.c.id))]
+
+
+def test_order_and_its_event_are_written_together(store):
+    order, version, created = place(store)
+    assert created and version == 1
+    assert order["status"] == "PENDING" and order["total"] == "15.00"
+    assert outbox_types(store, order["id"]) == ["OrderCreated"]
+    with store.transactions.begin() as session:
+        envelope = session.execute(select(outbox.c.envelope).where(outbox.c.message_key == order["id"])).scalar_one()
+    assert envelope["payload"]["total_cents"] == 1500
+    assert envelope["payload"]["items"][0] == {"product_id": "p1", "quantity": 2, "unit_price_cents": 250}
+
+
+def test_same_idempotency_key_gives_the_same_order(store):
+    user_id = str(uuid.uuid4())
+    first, _, created_first = place(store, user_id, "k1")
+    second, _, created_second = place(store, user_id, "k1")
+    assert created_first and not created_second
+    assert second["id"] == first["id"]
+    assert len(store.list_for_user(user_id)) == 1
+
+
+def test_paid_after_both_facts_in_either_order(store):
+    for first, second in ((events.STOCK_UPDATED, events.PAYMENT_SUCCESS),
+                          (events.PAYMENT_SUCCESS, events.STOCK_UPDATED)):
+        order, _, _ = place(store)
+        view, version = store.apply(event(first, order["id"]))
+        assert view["status"] == "PENDING" and version == 2
+        view, version = store.apply(event(second, order["id"]))
+        assert view["status"] == "PAID" and version == 3
+        assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
+
+
+def test_a_replayed_event_is_applied_once(store):
+    order, _, _ = place(store)
+    failed = event(events.PAYMENT_FAILED, order["id"])
+    assert store.apply(failed)[0]["status"] == "PAYMENT_FAILED"
+    assert store.apply(failed) is None
+    history = store.history(order["id"])
+    assert [entry["event_type"] for entry in history] == ["OrderCreated", "PaymentFailed"]
+
+
+def test_late_fact_after_final_status_changes_nothing_and_notifies_once(store):
+    order, _, _ = place(store)
+    store.apply(event(events.PAYMENT_FAILED, order["id"]))
+    view, _ = store.apply(event(events.STOCK_UPDATED, order["id"]))
+    assert view["status"] == "PAYMENT_FAILED"
+    with store.transactions.begin() as session:
+        kinds = session.execute(select(notifications.c.kind).where(notifications.c.order_id == order["id"])).all()
+    assert [kind for (kind,) in kinds] == ["payment_failed"]
+
+
+def test_orders_are_private_to_their_user(store):
+    order, _, _ = place(store)
+    with pytest.raises(OrderNotFound):
+        store.get(order["id"], user_id=str(uuid.uuid4()))
+    assert store.get(order["id"])[0]["id"] == order["id"]
+
+
+def test_event_for_unknown_order_is_a_domain_error(store):
+    with pytest.raises(OrderNotFound):
+        store.apply(event(events.PAYMENT_SUCCESS, str(uuid.uuid4())))

@@ -1,0 +1,97 @@
+"""PaymentStore on a real PostgreSQL database: one charge per order, refunds in any arrival order."""
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from shop_common import events
+from svc_payment import schemas
+from svc_payment.dependencies import PaymentStore
+from svc_payment.exceptions import IllegalPaymentTransition
+from svc_payment.models import PaymentStatus, outbox
+
+
+@pytest.fixture
+def store(transactions_for):
+    return PaymentStore(transactions_for("payments"))
+
+
+def order_created(order_id=None, total=1234):
+    order_id = order_id or str(uuid.uuid4())
+    return events.new_event(events.ORDER_CREATED, {"order_id": order_id, "total_cents": total, "currency": "USD",
+                                                   "payment_method": "pm_card_visa"}, order_id=order_id)
+
+
+def stock_unavailable(order_id):
+    return events.new_event(events.STOCK_UNAVAILABLE, {"order_id": order_id}, order_id=order_id)
+
+
+def emitted(store, order_id):
+    with store.transactions.begin() as session:
+        return [row.event_type for row in session.execute(
+            select(outbox).where(outbox.c.message_key == order_id).order_by(outbox.c.id))]
+
+
+SUCCEEDED = {"succeeded": True, "intent_id": "pi_1"}
+DECLINED = {"succeeded": False, "intent_id": "pi_2", "failure_code": "card_declined", "failure_message": "no"}
+
+
+def test_charge_once_even_when_redelivered(store):
+    event = order_created()
+    payment = store.begin_charge(event, schemas.charge_request(event))
+    assert payment["status"] == PaymentStatus.PROCESSING and payment["amount_cents"] == 1234
+    assert store.finish_charge(event, SUCCEEDED) is None
+    assert store.begin_charge(event, schemas.charge_request(event)) is None  # redelivery: nothing to charge
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
+    assert emitted(store, event["order_id"]) == ["PaymentSuccess"]
+
+
+def test_crash_after_intent_resumes_the_same_intent(store):
+    event = order_created()
+    payment = store.begin_charge(event, schemas.charge_request(event))
+    store.record_intent(payment["order_id"], "pi_resume")
+    resumed = store.begin_charge(event, schemas.charge_request(event))  # redelivered before finishing
+    assert resumed["status"] == PaymentStatus.PROCESSING and resumed["intent_id"] == "pi_resume"
+
+
+def test_declined_payment_emits_payment_failed(store):
+    event = order_created()
+    store.begin_charge(event, schemas.charge_request(event))
+    store.finish_charge(event, DECLINED)
+    payment = store.get_payment(event["order_id"])
+    assert payment["status"] == PaymentStatus.FAILED and payment["failure_code"] == "card_declined"
+    assert emitted(store, event["order_id"]) == ["PaymentFailed"]
+
+
+def test_stock_unavailable_before_order_created_voids_the_charge(store):
+    event = order_created()
+    assert store.cancel_for_order(stock_unavailable(event["order_id"])) is None
+    assert store.begin_charge(event, schemas.charge_request(event)) is None
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.VOIDED
+    assert emitted(store, event["order_id"]) == []
+
+
+def test_stock_unavailable_after_charge_asks_for_refund(store):
+    event = order_created()
+    store.begin_charge(event, schemas.charge_request(event))
+    store.finish_charge(event, SUCCEEDED)
+    to_refund = store.cancel_for_order(stock_unavailable(event["order_id"]))
+    assert to_refund["status"] == PaymentStatus.REFUND_PENDING and to_refund["intent_id"] == "pi_1"
+    store.finish_refund(event["order_id"], "re_1")
+    payment = store.get_payment(event["order_id"])
+    assert payment["status"] == PaymentStatus.REFUNDED and payment["refund_id"] == "re_1"
+    assert emitted(store, event["order_id"]) == ["PaymentSuccess", "PaymentRefunded"]
+
+
+def test_stock_unavailable_during_charge_refunds_when_the_charge_lands(store):
+    event = order_created()
+    store.begin_charge(event, schemas.charge_request(event))
+    assert store.cancel_for_order(stock_unavailable(event["order_id"])) is None
+    to_refund = store.finish_charge(event, SUCCEEDED)
+    assert to_refund["status"] == PaymentStatus.REFUND_PENDING
+
+
+def test_payment_transitions_are_guarded():
+    with pytest.raises(IllegalPaymentTransition):
+        PaymentStatus.check(PaymentStatus.FAILED, PaymentStatus.SUCCEEDED)
+    assert PaymentStatus.check(PaymentStatus.SUCCEEDED, PaymentStatus.REFUND_PENDING) == "REFUND_PENDING"

@@ -1,0 +1,92 @@
+"""Product schemas, the catalog store on real PostgreSQL, and the service with worker_factory."""
+import uuid
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from shop_common.errors import ValidationError
+from svc_product import schemas
+from svc_product.dependencies import CatalogStore
+from svc_product.exceptions import InsufficientStock, ProductNotFound, SkuTaken
+from svc_product.service import ProductService
+
+
+@pytest.fixture
+def catalog(transactions_for):
+    return CatalogStore(transactions_for("products"))
+
+
+def new_product(catalog, stock=5, price="4.20"):
+    return catalog.create_product(schemas.new_product(
+        {"sku": f"U-{uuid.uuid4().hex[:10]}", "name": "Unit", "price": price, "stock": stock}))
+
+
+def test_new_product_validation():
+    fields = schemas.new_product({"sku": "A-1", "name": " Lamp ", "price": "19.99", "stock": 3})
+    assert fields == {"sku": "A-1", "name": "Lamp", "description": "", "price_cents": 1999, "currency": "USD",
+                      "stock": 3}
+    with pytest.raises(ValidationError) as error:
+        schemas.new_product({"sku": "bad sku!", "name": "x", "price": 5, "stock": True, "currency": "usd"})
+    assert {"sku", "stock", "currency"} <= set(error.value.details)
+
+
+@pytest.mark.parametrize("price", ["1.999", "-1.00", "abc", "NaN", 1.5, None])
+def test_prices_are_decimal_strings_with_two_places(price):
+    with pytest.raises(ValidationError):
+        schemas.new_product({"sku": "A", "name": "x", "price": price, "stock": 1})
+
+
+def test_product_changes_reject_unknown_fields_and_empty_patches():
+    assert schemas.product_changes({"stock": 0}) == {"stock": 0}
+    with pytest.raises(ValidationError) as error:
+        schemas.product_changes({"sku": "new"})
+    assert "sku" in error.value.details
+    with pytest.raises(ValidationError):
+        schemas.product_changes({})
+
+
+def test_page_request_bounds():
+    assert schemas.page_request("2", "100", " q ") == (2, 100, "q")
+    for page, size in (("0", 20), (1, 101), ("x", 5)):
+        with pytest.raises(ValidationError):
+            schemas.page_request(page, size, None)
+
+
+def test_availability_check_prices_lines_and_names_the_short_product(catalog):
+    product = new_product(catalog, stock=2)
+    assert catalog.check_availability([(product["id"], 2)])[0]["price"] == "4.20"
+    with pytest.raises(InsufficientStock) as error:
+        catalog.check_availability([(product["id"], 3)])
+    assert error.value.details == {"product_id": product["id"], "requested": 3, "available": 2}
+    with pytest.raises(ProductNotFound):
+        catalog.check_availability([(str(uuid.uuid4()), 1)])
+
+
+def test_sku_is_unique(catalog):
+    product = new_product(catalog)
+    with pytest.raises(SkuTaken):
+        catalog.create_product(schemas.new_product({"sku": product["sku"], "name": "y", "price": "1.00",
+                                                    "stock": 1}))
+
+
+def test_seed_is_idempotent(catalog):
+    item = {"sku": f"SEED-{uuid.uuid4().hex[:8]}", "name": "Seeded", "description": "", "price_cents": 100,
+            "currency": "USD", "stock": 1}
+    assert catalog.seed([item]) == 1
+    assert catalog.seed([item]) == 0
+
+
+def test_changes_invalidate_the_cache():
+    service = worker_factory(ProductService)
+    service.catalog.update_product.return_value = {"id": "p1"}
+    service.update_product("p1", {"price": "2.00"})
+    service.catalog.update_product.assert_called_once_with("p1", {"price_cents": 200})
+    service.cache.invalidate.assert_called_once_with(["p1"])
+
+
+def test_invalid_change_reaches_neither_database_nor_cache():
+    service = worker_factory(ProductService)
+    with pytest.raises(ValidationError):
+        service.update_product("p1", {"price": "free"})
+    service.catalog.update_product.assert_not_called()
+    service.cache.invalidate.assert_not_called()

@@ -1,0 +1,136 @@
+"""The gateway's routes and its one error table, with RPC replaced and a real Redis."""
+import json
+import time
+
+import jwt
+import pytest
+import redis
+from nameko.exceptions import RemoteError, RpcTimeout
+
+from web_gateway.app import create_app
+from web_gateway.rpc import RpcClients
+
+SECRET = "gateway-test-secret-0123456789abcdef"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Answers for (service, method); records every call."""
+    answers, seen = {}, []
+
+    def fake_call(self, service, method, *args, **kwargs):
+        seen.append((service, method, args))
+        answer = answers[(service, method)]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(*args) if callable(answer) else answer
+
+    monkeypatch.setattr(RpcClients, "call", fake_call)
+    return answers, seen
+
+
+@pytest.fixture
+def client(calls):
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    app = create_app({"AMQP_URI": "memory://", "REDIS_URL": REDIS_URL, "AUTH": {"jwt_secret": SECRET},
+                      "SERVICES": ["order_service"]})
+    return app.test_client()
+
+
+def token(role="customer", user_id="u1", ttl=60):
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "role": role, "iss": "shop", "iat": now, "exp": now + ttl}, SECRET,
+                      algorithm="HS256")
+
+
+def auth(role="customer", **kwargs):
+    return {"Authorization": f"Bearer {token(role, **kwargs)}"}
+
+
+def remote(exc_type, message, details=None):
+    return RemoteError(exc_type, json.dumps({"message": message, "details": details or {}}))
+
+
+def test_domain_errors_map_to_status_and_code(client, calls):
+    answers, _ = calls
+    answers[("order_service", "place_order")] = remote("InsufficientStock", "only 1 left", {"product_id": "p1"})
+    response = client.post("/orders", json={"items": [], "payment_method": "pm"}, headers=auth())
+    assert response.status_code == 409
+    assert response.json == {"error": {"code": "insufficient_stock", "message": "only 1 left",
+                                       "details": {"product_id": "p1"}}}
+
+
+def test_unmapped_remote_error_is_a_plain_500(client, calls):
+    answers, _ = calls
+    answers[("user_service", "get_user")] = RemoteError("ZeroDivisionError", "division by zero")
+    response = client.get("/users/me", headers=auth())
+    assert response.status_code == 500
+    assert response.json == {"error": {"code": "internal_error", "message": "Something went wrong on our side."}}
+
+
+def test_rpc_timeout_is_503(client, calls):
+    answers, _ = calls
+    answers[("order_service", "list_orders")] = RpcTimeout()
+    response = client.get("/orders", headers=auth())
+    assert response.status_code == 503 and response.json["error"]["code"] == "unavailable"
+
+
+def test_tokens_are_checked_before_any_rpc(client, calls):
+    _, seen = calls
+    assert client.get("/orders").status_code == 401
+    assert client.get("/orders", headers={"Authorization": "Bearer nope"}).status_code == 401
+    expired = client.get("/orders", headers=auth(ttl=-10))
+    assert expired.status_code == 401 and "expired" in expired.json["error"]["message"]
+    forged = jwt.encode({"sub": "u1", "role": "admin", "iss": "shop", "exp": int(time.time()) + 60}, "another-secret-that-is-long-enough-0123",
+                        algorithm="HS256")
+    assert client.post("/products", json={}, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert client.post("/products", json={}, headers=auth("customer")).status_code == 403
+    assert seen == []
+
+
+def test_bodies_must_be_json_objects(client, calls):
+    bad = client.post("/auth/login", data="{nope", content_type="application/json")
+    assert bad.status_code == 400 and bad.json["error"]["code"] == "validation_error"
+    array = client.post("/auth/login", json=[1, 2])
+    assert array.status_code == 400
+
+
+def test_unknown_paths_and_methods_are_json(client):
+    assert client.get("/nope").json["error"]["code"] == "not_found"
+    wrong_method = client.delete("/products")
+    assert wrong_method.status_code == 405 and wrong_method.json["error"]["code"] == "method_not_allowed"
+
+
+def test_product_list_miss_then_hit(client, calls):
+    answers, seen = calls
+    page = {"items": [], "page": 1, "page_size": 20, "total": 0}
+    answers[("product_service", "list_products")] = page
+    first = client.get("/products")
+    second = client.get("/products")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert second.json == page
+    assert seen == [("product_service", "list_products", (1, 20, ""))]
+
+
+def test_order_cache_is_only_served_to_its_owner(client, calls):
+    answers, seen = calls
+    order = {"id": "o1", "user_id": "u1", "status": "PAID"}
+    answers[("order_service", "get_order")] = remote("OrderNotFound", "order not found", {"order_id": "o1"})
+    from shop_common.cache import OrderCache
+    OrderCache(redis.Redis.from_url(REDIS_URL)).put(order, 2)
+
+    mine = client.get("/orders/o1", headers=auth(user_id="u1"))
+    assert mine.status_code == 200 and mine.json == {"id": "o1", "status": "PAID"}
+    assert seen == []
+    theirs = client.get("/orders/o1", headers=auth(user_id="u2"))
+    assert theirs.status_code == 404 and theirs.json["error"]["code"] == "order_not_found"
+
+
+def test_order_cache_never_goes_back_to_an_older_version():
+    from shop_common.cache import OrderCache
+
+    cache = OrderCache(redis.Redis.from_url(REDIS_URL))
+    assert cache.put({"id": "ov", "status": "PAID"}, 3)
+    assert not cache.put({"id": "ov", "status": "PENDING"}, 1)
+    assert cache.get("ov")["status"] == "PAID"
