@@ -1,7 +1,9 @@
 """Placing orders and their outcomes, end to end through Kafka and localstripe."""
+import time
 import uuid
 
 import pytest
+from nameko.exceptions import RemoteError
 
 
 def test_paid_order(shopper, admin, rpc):
@@ -111,11 +113,14 @@ def test_list_orders_newest_first(shopper, admin):
 
 
 def _wait_for(fetch, done, timeout=20):
-    import time
-
+    """Poll an operator RPC until ``done``; "not found yet" counts as not done."""
     deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value) and time.monotonic() < deadline:
+    while True:
+        try:
+            value = fetch()
+        except RemoteError as exc:
+            assert exc.exc_type.endswith("NotFound"), exc
+            value = None
+        if (value is not None and done(value)) or time.monotonic() > deadline:
+            return value
         time.sleep(0.1)
-        value = fetch()
-    return value
