@@ -32,6 +32,9 @@ SERVICES = {"svc_user": "UserService", "svc_product": "ProductService", "svc_inv
 DATABASES = {"svc_user": "users", "svc_product": "products", "svc_inventory": "products",
              "svc_order": "orders", "svc_payment": "payments"}
 TOPIC_PARTITIONS = 3
+# Process -> prefix of its METRICS_PORT variable; ports are consecutive from the profile's base.
+METRICS_ENV = {"web_gateway": "GATEWAY", "svc_user": "USER", "svc_product": "PRODUCT",
+               "svc_inventory": "INVENTORY", "svc_order": "ORDER", "svc_payment": "PAYMENT"}
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Profile:
     kafka_port: int
     stripe_port: int
     gateway_port: int
+    metrics_base_port: int
     pg: str = "postgresql+psycopg2://postgres@127.0.0.1:5432"
     extra_env: dict = field(default_factory=dict)
 
@@ -62,8 +66,13 @@ class Profile:
             "ORDERS_DATABASE_URL": self.database_url("orders"),
             "PAYMENTS_DATABASE_URL": self.database_url("payments"),
         }
+        for name, port in self.metrics_ports().items():
+            env[f"{METRICS_ENV[name]}_METRICS_PORT"] = str(port)
         env.update(self.extra_env)
         return env
+
+    def metrics_ports(self):
+        return {name: self.metrics_base_port + offset for offset, name in enumerate(METRICS_ENV)}
 
     @property
     def gateway_url(self):
@@ -71,8 +80,8 @@ class Profile:
 
 
 PROFILES = {
-    "dev": Profile("dev", "shop_", 0, "/", 9092, 8420, 8000),
-    "test": Profile("test", "shop_test_", 15, "shop_test", 19092, 18420, 18000),
+    "dev": Profile("dev", "shop_", 0, "/", 9092, 8420, 8000, 9100),
+    "test": Profile("test", "shop_test_", 15, "shop_test", 19092, 18420, 18000, 19100),
 }
 
 
@@ -300,7 +309,12 @@ class Stack:
             f"postgres     {p.pg}/{p.db_prefix}{{users,products,orders,payments}}",
             f"redis        {self.env['REDIS_URL']}",
             f"rabbitmq     {self.env['AMQP_URI']}",
-            f"logs         {self.log_dir}/<process>.log",
+            f"logs         {self.log_dir}/<process>.log   (JSON lines with trace_id, span_id, order_id)",
+            "metrics      " + "\n             ".join(
+                f"http://127.0.0.1:{port}/metrics   {name}" for name, port in p.metrics_ports().items()),
+            "traces       " + (f"OTLP to {self.env['OTEL_EXPORTER_OTLP_ENDPOINT']}"
+                               if self.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                               else "off (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318)"),
             "operator     make shell   (nameko shell: n.rpc.order_service.get_order_with_history(id))",
         ]
         return "\n".join(lines)

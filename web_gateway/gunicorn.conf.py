@@ -1,5 +1,7 @@
 """Gunicorn settings for the gateway (``make run`` and the Dockerfile use this file)."""
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('SHOP_GATEWAY_HOST', '127.0.0.1')}:{os.environ.get('SHOP_GATEWAY_PORT', '8000')}"
 workers = int(os.environ.get("SHOP_GATEWAY_WORKERS", "2"))
@@ -12,3 +14,30 @@ accesslog = None
 # No control socket: it defaults to one path per user, which two gateways
 # (a running shop and the test suite's) would fight over.
 control_socket_disable = True
+
+# Several worker processes, one /metrics: prometheus_client's multiprocess
+# mode. The directory must be set before any worker imports prometheus_client.
+METRICS_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="shop-gateway-metrics-"))
+METRICS_PORT = int(os.environ.get("GATEWAY_METRICS_PORT", "9100"))
+METRICS_ADDR = os.environ.get("METRICS_ADDR", "127.0.0.1")
+
+
+def on_starting(server):
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    os.makedirs(METRICS_DIR, exist_ok=True)
+
+
+def when_ready(server):
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    from shop_common.metrics import start_metrics_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_metrics_server(METRICS_PORT, METRICS_ADDR, registry=registry)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -21,10 +21,12 @@ from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 
 from shop_common import events
 from shop_common.errors import DomainError
+from shop_common.metrics import KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION
 
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX = 5.0
+LAG_REFRESH_SECONDS = 2.0
 
 
 def kafka_settings():
@@ -72,6 +74,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._dead_letters = None
         self._running = False
         self._loop_exited = Event()
+        self._lag_recorded_at = 0.0
 
     def setup(self):
         settings = kafka_settings()
@@ -117,6 +120,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         try:
             while self._running:
                 batches = self._consumer.poll(timeout_ms=500)
+                self._record_lag()
                 if not batches:
                     continue
                 pool = eventlet.GreenPool(len(batches))
@@ -132,6 +136,18 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             log.info("container is being killed; uncommitted records will be redelivered")
         finally:
             self._loop_exited.send(None)
+
+    def _record_lag(self):
+        now = time.monotonic()
+        if now - self._lag_recorded_at < LAG_REFRESH_SECONDS:
+            return
+        self._lag_recorded_at = now
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue  # no fetch response for this partition yet
+            lag = max(highwater - self._consumer.position(tp), 0)
+            KAFKA_CONSUMER_LAG.labels(self.container.service_name, tp.topic, str(tp.partition)).set(lag)
 
     def _process_partition(self, records):
         """Handle records in order; return the last one fully handled."""
@@ -161,12 +177,16 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         attempt = 0
         while True:
             attempt += 1
+            started = time.perf_counter()
+            outcome = "retry"
             try:
                 handler.handle(event, headers)
+                outcome = "ok"
                 return
             except ContainerBeingKilled:
                 raise
             except DomainError as exc:
+                outcome = "dead_letter"
                 self._dead_letter(record, headers, handler.method_name, str(exc))
                 return
             except Exception as exc:
@@ -174,8 +194,13 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                 log.warning(
                     "handler %s failed on %s %s (attempt %d), retrying in %.1fs: %r",
                     handler.method_name, event["event_type"], event["event_id"], attempt, delay, exc,
+                    extra={"order_id": event.get("order_id")},
                 )
                 eventlet.sleep(delay)
+            finally:
+                KAFKA_HANDLE_DURATION.labels(
+                    self.container.service_name, record.topic, event["event_type"], outcome,
+                ).observe(time.perf_counter() - started)
 
     def _dead_letter(self, record, headers, reason, error):
         log.error("dead-lettering %s[%d]@%d: %s %s", record.topic, record.partition, record.offset, reason, error)
@@ -217,7 +242,8 @@ class KafkaEventHandler(Entrypoint):
             finished.send((result, exc_info))
             return result, exc_info
 
-        context = {"kafka_headers": headers, "event_id": event["event_id"], "order_id": event.get("order_id")}
+        # Headers carry ``traceparent``: the worker's span continues the producer's trace.
+        context = dict(headers, event_id=event["event_id"], order_id=event.get("order_id"))
         started = time.monotonic()
         self.container.spawn_worker(self, (event,), {}, context_data=context, handle_result=handle_result)
         _, exc_info = finished.wait()

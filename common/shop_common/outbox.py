@@ -8,12 +8,15 @@ the local broker keeps nothing on disk.
 """
 import logging
 import select
+import time
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
 from nameko import config
 from nameko.extensions import DependencyProvider
-from opentelemetry import propagate
+from datetime import datetime, timezone
+
+from opentelemetry import trace
 from sqlalchemy import (
     BigInteger, Column, DateTime, Index, MetaData, String, Table, func, select as sql_select, text, update,
 )
@@ -22,12 +25,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from shop_common import events
 from shop_common.db import Transactions, make_engine
 from shop_common.kafka import kafka_settings, make_producer
+from shop_common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
+from shop_common.tracing import context_from, current_carrier, tracer
+
+TRACER = tracer(__name__)
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "shop_outbox"
 BATCH_SIZE = 200
 IDLE_POLL_SECONDS = 1.0
+BACKLOG_REFRESH_SECONDS = 5.0
 
 
 def outbox_table(metadata: MetaData):
@@ -50,8 +58,7 @@ def outbox_table(metadata: MetaData):
 
 def add(session, table, event):
     """Stage ``event`` for publishing in the caller's transaction."""
-    carrier = {}
-    propagate.inject(carrier)  # trace context, when a tracer is configured
+    carrier = current_carrier()  # the trace continues from here when the row is published
     session.execute(
         table.insert().values(
             event_id=event["event_id"],
@@ -78,10 +85,11 @@ def backlog(session, table):
 class OutboxPublisher:
     """Publishes one batch of unpublished rows; usable without Nameko."""
 
-    def __init__(self, engine, table, producer):
+    def __init__(self, engine, table, producer, service):
         self.transactions = Transactions(engine)
         self.table = table
         self.producer = producer
+        self.service = service
 
     def publish_batch(self, limit=BATCH_SIZE):
         table = self.table
@@ -96,22 +104,40 @@ class OutboxPublisher:
             ).all()
             if not rows:
                 return 0
-            futures = [
-                self.producer.send(
-                    row.topic,
-                    key=row.message_key.encode() if row.message_key else None,
-                    value=events.encode(row.envelope),
-                    headers=[(k, str(v).encode()) for k, v in row.headers.items()],
-                )
-                for row in rows
-            ]
+            futures = [self._send(row) for row in rows]
             self.producer.flush(timeout=10)
             for future in futures:
                 future.get(timeout=10)  # raises on any failed send: nothing is marked
             session.execute(
                 update(table).where(table.c.id.in_([row.id for row in rows])).values(published_at=func.now())
             )
+        acknowledged = datetime.now(timezone.utc)
+        for row in rows:
+            OUTBOX_PUBLISH_DELAY.labels(self.service).observe((acknowledged - row.created_at).total_seconds())
+            OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
         return len(rows)
+
+    def _send(self, row):
+        # A producer span, child of the context stored with the row; consumers continue from it.
+        with TRACER.start_as_current_span(
+            f"publish {row.event_type}", context=context_from(row.headers), kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": row.topic,
+                        "messaging.kafka.message.key": row.message_key or "", "shop.event_id": row.event_id},
+        ):
+            headers = current_carrier()
+            return self.producer.send(
+                row.topic,
+                key=row.message_key.encode() if row.message_key else None,
+                value=events.encode(row.envelope),
+                headers=[(key, str(value).encode()) for key, value in headers.items()],
+            )
+
+    def record_backlog(self):
+        with self.transactions.begin() as session:
+            current = backlog(session, self.table)
+        OUTBOX_BACKLOG.labels(self.service).set(current["unpublished"])
+        OUTBOX_OLDEST_AGE.labels(self.service).set(current["oldest_age_seconds"])
+        return current
 
 
 class OutboxRelay(DependencyProvider):
@@ -128,7 +154,7 @@ class OutboxRelay(DependencyProvider):
     def setup(self):
         self.engine = make_engine(config["DATABASE_URL"], pool_size=2)
         self.producer = make_producer(kafka_settings().get("bootstrap_servers", "127.0.0.1:9092"))
-        self.publisher = OutboxPublisher(self.engine, self.table, self.producer)
+        self.publisher = OutboxPublisher(self.engine, self.table, self.producer, self.container.service_name)
 
     def start(self):
         self._running = True
@@ -148,13 +174,16 @@ class OutboxRelay(DependencyProvider):
         return self
 
     def backlog(self):
-        with Transactions(self.engine).begin() as session:
-            return backlog(session, self.table)
+        return self.publisher.record_backlog()
 
     def _relay(self):
+        backlog_recorded_at = 0.0
         while self._running:
             try:
                 published = self.publisher.publish_batch()
+                if time.monotonic() - backlog_recorded_at > BACKLOG_REFRESH_SECONDS:
+                    self.publisher.record_backlog()
+                    backlog_recorded_at = time.monotonic()
             except Exception:
                 log.exception("outbox publish failed; retrying")
                 eventlet.sleep(1.0)

@@ -1,13 +1,17 @@
-"""RPC methods every service answers, for the gateway and for operators."""
+"""What every service has: telemetry, and ``health`` and ``version`` over RPC."""
 from importlib.metadata import version as package_version
 
 from nameko.rpc import rpc
 
+from shop_common.metrics import ServiceTelemetry
+
 
 class ServiceBase:
-    """Mixed into each service class: ``health`` and ``version`` over RPC."""
+    """Mixed into each service class."""
 
     package = None  # the service's distribution name, e.g. "svc-order"
+
+    telemetry = ServiceTelemetry()
 
     @rpc
     def health(self):

@@ -24,7 +24,7 @@ class StockStore:
         self.transactions = transactions
 
     def deduct_for_order(self, event, lines):
-        """Deduct every line or none. Returns the product ids whose stock changed."""
+        """Deduct every line or none. Returns the lines deducted ({product_id, quantity, stock})."""
         order_id = event["order_id"]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
@@ -48,10 +48,10 @@ class StockStore:
                 return []
             self._set_state(session, order_id, State.DEDUCTING, State.DEDUCTED, changed)
             outbox_log.add(session, outbox, events.stock_updated(order_id, changed))
-        return [line["product_id"] for line in changed]
+        return changed
 
     def restore_for_order(self, event):
-        """Give back what an order took. Returns the product ids whose stock changed."""
+        """Give back what an order took. Returns the lines restored ({product_id, quantity, stock})."""
         order_id = event["order_id"]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
@@ -79,7 +79,7 @@ class StockStore:
                 restored.append({"product_id": line["product_id"], "quantity": line["quantity"], "stock": stock})
             self._set_state(session, order_id, State.DEDUCTED, State.RESTORED, reservation.items)
             outbox_log.add(session, outbox, events.stock_restored(order_id, restored))
-        return [line["product_id"] for line in restored]
+        return restored
 
     def get_reservation(self, order_id):
         with self.transactions.begin() as session:

@@ -3,6 +3,7 @@ from nameko.rpc import rpc
 from shop_common import events
 from shop_common.cache import ProductCacheProvider
 from shop_common.kafka import kafka_event
+from shop_common.metrics import STOCK_UNITS
 from shop_common.outbox import OutboxRelay
 from shop_common.service import ServiceBase
 from svc_inventory import models, schemas
@@ -19,15 +20,11 @@ class InventoryService(ServiceBase):
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_CREATED)
     def on_order_created(self, event):
-        changed = self.stock.deduct_for_order(event, schemas.order_lines(event))
-        if changed:
-            self.cache.invalidate(changed)
+        self._moved("deducted", self.stock.deduct_for_order(event, schemas.order_lines(event)))
 
     @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_FAILED)
     def on_payment_failed(self, event):
-        changed = self.stock.restore_for_order(event)
-        if changed:
-            self.cache.invalidate(changed)
+        self._moved("restored", self.stock.restore_for_order(event))
 
     @rpc
     def get_reservation(self, order_id):
@@ -37,3 +34,9 @@ class InventoryService(ServiceBase):
     @rpc
     def outbox_backlog(self):
         return self.stock.outbox_backlog()
+
+    def _moved(self, change, lines):
+        """After a committed stock move: readers must not see the old stock."""
+        if lines:
+            self.cache.invalidate([line["product_id"] for line in lines])
+            STOCK_UNITS.labels(change).inc(sum(line["quantity"] for line in lines))

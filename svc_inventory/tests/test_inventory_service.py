@@ -7,7 +7,8 @@ from svc_inventory.service import InventoryService
 
 def test_changed_products_are_invalidated_in_the_cache():
     service = worker_factory(InventoryService)
-    service.stock.deduct_for_order.return_value = ["p1", "p2"]
+    service.stock.deduct_for_order.return_value = [{"product_id": "p1", "quantity": 3, "stock": 0},
+                                                   {"product_id": "p2", "quantity": 1, "stock": 9}]
     event = events.new_event(events.ORDER_CREATED, {"items": [{"product_id": "p2", "quantity": 1},
                                                               {"product_id": "p1", "quantity": 3}]}, order_id="o1")
     service.on_order_created(event)

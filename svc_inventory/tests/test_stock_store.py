@@ -55,7 +55,7 @@ def emitted(store, order_id):
 def test_deduction_takes_stock_and_emits_stock_updated(store):
     product = new_product(store, 5)
     event = order_created([(product, 2)])
-    assert deduct(store, event) == [product]
+    assert deduct(store, event) == [{"product_id": product, "quantity": 2, "stock": 3}]
     assert stock_of(store, product) == 3
     assert store.get_reservation(event["order_id"])["state"] == ReservationState.DEDUCTED
     assert emitted(store, event["order_id"]) == ["StockUpdated"]
@@ -83,7 +83,8 @@ def test_payment_failed_after_deduction_restores(store):
     product = new_product(store, 4)
     event = order_created([(product, 3)])
     deduct(store, event)
-    assert store.restore_for_order(payment_failed(event["order_id"])) == [product]
+    assert store.restore_for_order(payment_failed(event["order_id"])) == [
+        {"product_id": product, "quantity": 3, "stock": 4}]
     assert stock_of(store, product) == 4
     assert store.get_reservation(event["order_id"])["state"] == ReservationState.RESTORED
     assert emitted(store, event["order_id"]) == ["StockUpdated", "StockRestored"]

@@ -81,7 +81,11 @@ class OrderStore:
             return existing[0], existing[1], False
 
     def apply(self, event):
-        """Apply a stock or payment event to its order. None if it was applied before."""
+        """Apply a stock or payment event to its order.
+
+        Returns (view, version, final status reached now or None); None if the
+        event was applied before.
+        """
         fact = FACTS[event["event_type"]]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
@@ -102,12 +106,13 @@ class OrderStore:
                 order_id=row.id, event_id=event["event_id"], event_type=event["event_type"],
                 status_after=order.status, detail=event["payload"],
             ))
-            if order.status != status_before:
+            reached = order.status if order.status != status_before else None
+            if reached:
                 session.execute(insert(notifications).values(
                     user_id=row.user_id, order_id=row.id, kind=order.status.lower(), message=MESSAGES[order.status],
                 ).on_conflict_do_nothing())
                 outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status))
-            return self._view(session, row), row.version
+            return self._view(session, row), row.version, reached
 
     def get(self, order_id, user_id=None):
         with self.transactions.begin() as session:

@@ -3,6 +3,7 @@ from nameko.rpc import rpc
 from shop_common import events
 from shop_common.cache import OrderCacheProvider
 from shop_common.kafka import kafka_event
+from shop_common.metrics import ORDERS_COMPLETED, ORDERS_PLACED
 from shop_common.outbox import OutboxRelay
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
@@ -36,6 +37,8 @@ class OrderService(ServiceBase):
         priced, currency = self.catalog.price_lines(lines)
         order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key)
         self.cache.put(order, version)
+        if created:
+            ORDERS_PLACED.inc()
         return {"order": order, "created": created}
 
     @rpc
@@ -94,4 +97,7 @@ class OrderService(ServiceBase):
     def _apply(self, event):
         applied = self.orders.apply(event)
         if applied:
-            self.cache.put(*applied)
+            order, version, final_status = applied
+            self.cache.put(order, version)
+            if final_status:
+                ORDERS_COMPLETED.labels(final_status).inc()

@@ -45,7 +45,7 @@ def test_place_order_checks_availability_then_stores_and_caches():
 
 def test_applied_event_refreshes_the_cache_but_a_replay_does_not():
     service = worker_factory(OrderService)
-    service.orders.apply.return_value = ({"id": "o3", "status": "PAID"}, 4)
+    service.orders.apply.return_value = ({"id": "o3", "status": "PAID"}, 4, "PAID")
     service.on_payment_success({"event_id": "e1", "event_type": "PaymentSuccess", "order_id": "o3"})
     service.cache.put.assert_called_once_with({"id": "o3", "status": "PAID"}, 4)
 

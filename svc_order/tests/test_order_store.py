@@ -57,10 +57,10 @@ def test_paid_after_both_facts_in_either_order(store):
     for first, second in ((events.STOCK_UPDATED, events.PAYMENT_SUCCESS),
                           (events.PAYMENT_SUCCESS, events.STOCK_UPDATED)):
         order, _, _ = place(store)
-        view, version = store.apply(event(first, order["id"]))
-        assert view["status"] == "PENDING" and version == 2
-        view, version = store.apply(event(second, order["id"]))
-        assert view["status"] == "PAID" and version == 3
+        view, version, final = store.apply(event(first, order["id"]))
+        assert view["status"] == "PENDING" and version == 2 and final is None
+        view, version, final = store.apply(event(second, order["id"]))
+        assert view["status"] == "PAID" and version == 3 and final == "PAID"
         assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
 
 
@@ -76,8 +76,8 @@ def test_a_replayed_event_is_applied_once(store):
 def test_late_fact_after_final_status_changes_nothing_and_notifies_once(store):
     order, _, _ = place(store)
     store.apply(event(events.PAYMENT_FAILED, order["id"]))
-    view, _ = store.apply(event(events.STOCK_UPDATED, order["id"]))
-    assert view["status"] == "PAYMENT_FAILED"
+    view, _, final = store.apply(event(events.STOCK_UPDATED, order["id"]))
+    assert view["status"] == "PAYMENT_FAILED" and final is None
     with store.transactions.begin() as session:
         kinds = session.execute(select(notifications.c.kind).where(notifications.c.order_id == order["id"])).all()
     assert [kind for (kind,) in kinds] == ["payment_failed"]

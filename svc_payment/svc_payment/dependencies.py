@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
+from shop_common.metrics import PAYMENTS
 from svc_payment import events
 from svc_payment.exceptions import PaymentNotFound, PaymentProviderUnavailable
 from svc_payment.models import PaymentStatus as Status
@@ -57,21 +58,23 @@ class PaymentStore:
 
     def finish_charge(self, event, outcome):
         """Record Stripe's answer and its event. Returns the payment if it must now be refunded."""
+        to_refund = None
         with self.transactions.begin() as session:
             row = self._lock(session, event["order_id"])
             inbox_log.claim(session, inbox, event, CONSUMER)
             if row.status != Status.PROCESSING:
                 return None
             details = {key: outcome.get(key) for key in ("intent_id", "failure_code", "failure_message")}
-            if not outcome["succeeded"]:
+            if outcome["succeeded"]:
+                payment = self._move(session, row.order_id, row.status, Status.SUCCEEDED, details)
+                outbox_log.add(session, outbox, events.payment_success(payment))
+                if row.refund_requested:  # stock ran out while we were charging
+                    to_refund = self._move(session, row.order_id, Status.SUCCEEDED, Status.REFUND_PENDING, {})
+            else:
                 payment = self._move(session, row.order_id, row.status, Status.FAILED, details)
                 outbox_log.add(session, outbox, events.payment_failed(payment))
-                return None
-            payment = self._move(session, row.order_id, row.status, Status.SUCCEEDED, details)
-            outbox_log.add(session, outbox, events.payment_success(payment))
-            if row.refund_requested:  # stock ran out while we were charging
-                return self._move(session, row.order_id, Status.SUCCEEDED, Status.REFUND_PENDING, {})
-            return None
+        PAYMENTS.labels("succeeded" if outcome["succeeded"] else "failed").inc()
+        return to_refund
 
     def cancel_for_order(self, event):
         """Stock ran out: void the payment, or return it if it must be refunded now."""
@@ -102,6 +105,7 @@ class PaymentStore:
                 return
             payment = self._move(session, order_id, row.status, Status.REFUNDED, {"refund_id": refund_id})
             outbox_log.add(session, outbox, events.payment_refunded(payment))
+        PAYMENTS.labels("refunded").inc()
 
     def refunds_due(self, older_than_seconds):
         """Payments left in REFUND_PENDING (a crash between the decision and the refund)."""

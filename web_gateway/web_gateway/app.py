@@ -8,7 +8,8 @@ from flask import Flask, g, jsonify, request
 
 from shop_common.cache import OrderCache, ProductCache
 from shop_common.config import load_config
-from web_gateway import errors
+from shop_common.logs import set_order_id
+from web_gateway import errors, observability
 from web_gateway.auth import admin_required, login_required
 from web_gateway.errors import ApiError
 from web_gateway.openapi import SPEC
@@ -61,6 +62,7 @@ def create_app(config=None):
     product_cache = ProductCache(redis_client)
     order_cache = OrderCache(redis_client)
     errors.register(app)
+    observability.instrument(app)
 
     # -- health ---------------------------------------------------------
     @app.get("/health")
@@ -125,6 +127,7 @@ def create_app(config=None):
             rpc.call("product_service", "list_products", request.args.get("page", 1),
                      request.args.get("page_size", 20), request.args.get("q"))
         cached, key = product_cache.get_list(*args)
+        observability.cache_result("product_list", cached is not None)
         if cached is not None:
             return cached_response(cached, "HIT")
         result = rpc.call("product_service", "list_products", *args)
@@ -134,6 +137,7 @@ def create_app(config=None):
     @app.get("/products/<product_id>")
     def get_product(product_id):
         cached, key = product_cache.get_product(product_id)
+        observability.cache_result("product", cached is not None)
         if cached is not None:
             return cached_response(cached, "HIT")
         product = rpc.call("product_service", "get_product", product_id)
@@ -156,13 +160,16 @@ def create_app(config=None):
     def place_order():
         result = rpc.call("order_service", "place_order", g.user_id, json_body(),
                           request.headers.get("Idempotency-Key"))
+        set_order_id(result["order"]["id"])
         return public(result["order"]), 202 if result["created"] else 200
 
     @app.get("/orders/<order_id>")
     @login_required
     def get_order(order_id):
         cached = order_cache.get(order_id)
-        if cached is not None and cached.get("user_id") == g.user_id:
+        hit = cached is not None and cached.get("user_id") == g.user_id
+        observability.cache_result("order", hit)
+        if hit:
             return public(cached)
         return public(rpc.call("order_service", "get_order", order_id, g.user_id))
 

@@ -1,7 +1,8 @@
 """WSGI entry point: ``gunicorn -c web_gateway/gunicorn.conf.py web_gateway.wsgi:app``."""
-import logging
+import os
 
+from shop_common.logs import configure_json_logging
 from web_gateway.app import create_app
 
-logging.basicConfig(level=logging.INFO)
+configure_json_logging(os.environ.get("LOG_LEVEL", "INFO"))
 app = create_app()

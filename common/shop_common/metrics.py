@@ -1,0 +1,105 @@
+"""Prometheus metrics of the shop: names, labels, and the per-service exporter.
+
+Every label set is bounded: service and method names, topics, event types,
+partitions, route templates and status codes; never ids or raw paths.
+"""
+import time
+from importlib.metadata import PackageNotFoundError, version as package_version
+from weakref import WeakKeyDictionary
+
+from nameko import config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from shop_common.logs import set_order_id
+from shop_common.tracing import setup_tracing
+
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# -- gateway (HTTP) ---------------------------------------------------------
+HTTP_DURATION = Histogram(
+    "shop_http_request_duration_seconds", "Gateway request latency by route template.",
+    ["route", "method", "status"], buckets=LATENCY_BUCKETS)
+CACHE_REQUESTS = Counter(
+    "shop_cache_requests_total", "Gateway cache look-ups by cache and result (hit, miss).", ["cache", "result"])
+
+# -- services (RPC, Kafka, outbox) -------------------------------------------
+RPC_DURATION = Histogram(
+    "shop_rpc_duration_seconds", "Time a service spends handling an RPC call.", ["service", "method"],
+    buckets=LATENCY_BUCKETS)
+RPC_ERRORS = Counter(
+    "shop_rpc_errors_total", "RPC calls that raised, by error class.", ["service", "method", "error"])
+KAFKA_HANDLE_DURATION = Histogram(
+    "shop_kafka_handle_duration_seconds", "Kafka handler processing time by outcome (ok, retry, dead_letter).",
+    ["service", "topic", "event_type", "outcome"], buckets=LATENCY_BUCKETS)
+KAFKA_CONSUMER_LAG = Gauge(
+    "shop_kafka_consumer_lag", "Messages behind the partition's high watermark.", ["service", "topic", "partition"])
+OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows not yet published to Kafka.", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "shop_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 when none).", ["service"])
+OUTBOX_PUBLISH_DELAY = Histogram(
+    "shop_outbox_publish_delay_seconds", "From the outbox commit to Kafka's acknowledgement.", ["service"],
+    buckets=LATENCY_BUCKETS)
+OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Events published from the outbox.", ["service", "topic"])
+
+# -- domain ------------------------------------------------------------------
+ORDERS_PLACED = Counter("shop_orders_placed_total", "Orders accepted (202) by the Order service.")
+ORDERS_COMPLETED = Counter("shop_orders_completed_total", "Orders reaching a final status.", ["status"])
+PAYMENTS = Counter("shop_payments_total", "Payment outcomes (succeeded, failed, refunded).", ["outcome"])
+STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored).", ["change"])
+BUILD_INFO = Gauge("shop_build_info", "Version of the running component (always 1).", ["service", "version"],
+                   multiprocess_mode="max")
+
+_servers_started = set()
+
+
+def start_metrics_server(port, addr="127.0.0.1", registry=None):
+    """Serve /metrics on ``port`` once per process."""
+    if port in _servers_started:
+        return
+    kwargs = {"registry": registry} if registry is not None else {}
+    start_http_server(int(port), addr=addr, **kwargs)
+    _servers_started.add(port)
+
+
+def record_build_info(service, package):
+    try:
+        release = package_version(package)
+    except PackageNotFoundError:
+        release = "unknown"
+    BUILD_INFO.labels(service=service, version=release).set(1)
+
+
+class ServiceTelemetry(DependencyProvider):
+    """Tracing, the metrics endpoint and RPC timings for one Nameko service.
+
+    Declared once on ``ServiceBase``, so every service has it. The port is
+    ``METRICS_PORT`` from config.yaml; ``METRICS_ADDR`` picks the interface.
+    """
+
+    def __init__(self):
+        self._started = WeakKeyDictionary()
+
+    def setup(self):
+        service = self.container.service_name
+        setup_tracing(service)
+        port = config.get("METRICS_PORT")
+        if port:
+            start_metrics_server(port, config.get("METRICS_ADDR", "127.0.0.1"))
+        record_build_info(service, getattr(self.container.service_cls, "package", service))
+
+    def worker_setup(self, worker_ctx):
+        self._started[worker_ctx] = time.perf_counter()
+        order_id = worker_ctx.data.get("order_id")
+        if order_id:
+            set_order_id(order_id)  # per greenthread: this worker's log lines carry it
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        started = self._started.pop(worker_ctx, None)
+        if started is None or not isinstance(worker_ctx.entrypoint, Rpc):
+            return
+        labels = {"service": worker_ctx.service_name, "method": worker_ctx.entrypoint.method_name}
+        RPC_DURATION.labels(**labels).observe(time.perf_counter() - started)
+        if exc_info is not None:
+            RPC_ERRORS.labels(error=exc_info[0].__name__, **labels).inc()

@@ -1,0 +1,45 @@
+"""Request metrics, traces and JSON logs for the gateway.
+
+Every request is a server span (W3C ``traceparent`` accepted from the
+caller) named by its route template; the RPC calls it makes continue the
+trace. Latency is recorded by route template, method and status.
+"""
+import time
+
+from flask import g, request
+from opentelemetry import trace
+from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+from shop_common.logs import set_order_id
+from shop_common.metrics import CACHE_REQUESTS, HTTP_DURATION, record_build_info
+from shop_common.tracing import setup_tracing
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def instrument(app):
+    setup_tracing("web_gateway")
+    record_build_info("web_gateway", "web-gateway")
+    app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app)
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        span = trace.get_current_span()
+        span.update_name(f"{request.method} {route}")
+        span.set_attribute("http.route", route)
+        order_id = (request.view_args or {}).get("order_id")
+        if order_id:
+            set_order_id(order_id)
+
+    @app.after_request
+    def record(response):
+        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        HTTP_DURATION.labels(route, request.method, str(response.status_code)).observe(
+            time.perf_counter() - g.get("started", time.perf_counter()))
+        return response
+
+
+def cache_result(cache, hit):
+    CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
