@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-e2e shell migrate clean
+.PHONY: install run test test-unit test-e2e shell prometheus clean
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -20,17 +20,25 @@ install: $(STAMP)
 run: install  ## Start the whole shop on local defaults; Ctrl-C stops it.
 	$(BIN)/python ops/stack.py run
 
-test: install  ## Every test: unit tests per service, then end-to-end against the real stack.
+test: install  ## Every test: unit, promtool rule tests, end-to-end against the real stack with Prometheus.
+	ops/bin/ensure-prometheus
 	$(BIN)/python -m pytest
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 test-e2e: install
+	ops/bin/ensure-prometheus
 	$(BIN)/python -m pytest -m e2e
 
 shell: install  ## nameko shell on the running system (make run in another terminal).
 	$(BIN)/nameko shell --config svc_order/config.yaml
+
+prometheus: install  ## Prometheus with the shop's rules, scraping `make run` (http://127.0.0.1:9090).
+	ops/bin/ensure-prometheus
+	mkdir -p .run/prometheus
+	prometheus --config.file=ops/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
+		--web.listen-address=127.0.0.1:9090
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

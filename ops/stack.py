@@ -114,10 +114,10 @@ def tansu_binary():
 class Stack:
     """Every process of one profile; ``start`` then ``stop``."""
 
-    def __init__(self, profile, fresh=False, log_dir=None):
+    def __init__(self, profile, fresh=False, log_dir=None, extra_env=None):
         self.profile = profile
         self.fresh = fresh
-        self.env = dict(os.environ, **profile.env())
+        self.env = dict(os.environ, **profile.env(), **(extra_env or {}))
         self.log_dir = Path(log_dir or ROOT / ".run" / profile.name / "logs")
         self.processes = []
 

@@ -9,7 +9,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ops"))
+sys.path.insert(0, str(Path(__file__).parent))
 
+from otlp_receiver import OtlpReceiver  # noqa: E402
 from stack import PROFILES, Stack  # noqa: E402
 
 ADMIN = ("admin@shop.local", "shop-admin-dev")
@@ -18,13 +20,23 @@ FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
+        if "shop" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
-def shop():
-    stack = Stack(PROFILES["test"], fresh=True)
+def otlp():
+    """An OTLP/HTTP receiver on loopback; every process of the test stack exports its spans here."""
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def shop(otlp):
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+               "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    stack = Stack(PROFILES["test"], fresh=True, extra_env=tracing)
     try:
         stack.start()
         yield stack

@@ -46,6 +46,9 @@ OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Events published from
 # -- domain ------------------------------------------------------------------
 ORDERS_PLACED = Counter("shop_orders_placed_total", "Orders accepted (202) by the Order service.")
 ORDERS_COMPLETED = Counter("shop_orders_completed_total", "Orders reaching a final status.", ["status"])
+ORDERS_PENDING = Gauge("shop_orders_pending", "Orders in PENDING now (refreshed every 15 s).")
+ORDERS_PENDING_OLDEST_AGE = Gauge(
+    "shop_orders_pending_oldest_age_seconds", "Age of the oldest PENDING order (0 when none).")
 PAYMENTS = Counter("shop_payments_total", "Payment outcomes (succeeded, failed, refunded).", ["outcome"])
 STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored).", ["change"])
 BUILD_INFO = Gauge("shop_build_info", "Version of the running component (always 1).", ["service", "version"],

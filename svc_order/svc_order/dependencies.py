@@ -158,6 +158,15 @@ class OrderStore:
         return [{"id": row.id, "created_at": row.created_at.isoformat(), "stock_status": row.stock_status,
                  "payment_status": row.payment_status} for row in rows]
 
+    def pending_summary(self):
+        """How many orders are PENDING, and the age in seconds of the oldest."""
+        with self.transactions.begin() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.extract("epoch", func.now() - func.min(orders.c.created_at)))
+                .where(orders.c.status == OrderStatus.PENDING)
+            ).one()
+        return {"pending": count, "oldest_age_seconds": float(oldest or 0.0)}
+
     def outbox_backlog(self):
         with self.transactions.begin() as session:
             return outbox_log.backlog(session, outbox)

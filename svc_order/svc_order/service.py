@@ -1,9 +1,10 @@
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from shop_common import events
 from shop_common.cache import OrderCacheProvider
 from shop_common.kafka import kafka_event
-from shop_common.metrics import ORDERS_COMPLETED, ORDERS_PLACED
+from shop_common.metrics import ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED
 from shop_common.outbox import OutboxRelay
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
@@ -69,6 +70,13 @@ class OrderService(ServiceBase):
     @rpc
     def outbox_backlog(self):
         return self.orders.outbox_backlog()
+
+    @timer(interval=15, eager=True)
+    def record_pending_orders(self):
+        """Feeds the "orders stuck in PENDING" alert."""
+        summary = self.orders.pending_summary()
+        ORDERS_PENDING.set(summary["pending"])
+        ORDERS_PENDING_OLDEST_AGE.set(summary["oldest_age_seconds"])
 
     @kafka_event(events.INVENTORY_TOPIC, events.STOCK_UPDATED)
     def on_stock_updated(self, event):

@@ -108,8 +108,10 @@ class UserStore:
 class Users(StoreProvider):
     store_class = UserStore
 
-    def start(self):
-        # The contract's admin account exists from start-up on, with the configured password.
+    def setup(self):
+        super().setup()
+        # In setup, not start: entrypoints start concurrently with dependencies, and a
+        # login must never reach the service before the admin account exists.
         auth = config.get("AUTH") or {}
         self.store_class(self.transactions).ensure_admin(auth["admin_email"].lower(), str(auth["admin_password"]))
 

@@ -1,0 +1,122 @@
+"""A real Prometheus scrapes the running test stack; every dashboard query and alert rule must work on it."""
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+OPS = Path(__file__).resolve().parents[1] / "ops"
+DASHBOARDS = sorted((OPS / "grafana" / "dashboards").glob("*.json"))
+RULES = OPS / "prometheus" / "rules" / "shop-alerts.yml"
+METRIC_NAME = re.compile(r"\b(shop_[a-z_]+|up|process_[a-z_]+)\b")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prometheus(shop, tmp_path_factory):
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: `make test` installs it (ops/bin/ensure-prometheus)"
+    workdir = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [{"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                           for name, port in shop.profile.metrics_ports().items()],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=open(workdir / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline and process.poll() is None, (workdir / "prometheus.log").read_text()
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def query(url, expr):
+    body = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    return body["data"]["result"]
+
+
+def panel_queries():
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                yield path.stem, panel["title"], target["expr"].replace("$__rate_interval", "1m")
+
+
+def make_traffic(api, admin):
+    shopper, _ = api.new_shopper()
+    product = admin.create_product(admin, stock=5)
+    paid = shopper.place_order(product["id"]).json()
+    declined = shopper.place_order(product["id"], payment_method="pm_card_chargeCustomerFail").json()
+    api.get("/products")
+    api.get(f"/products/{product['id']}")
+    api.get(f"/products/{product['id']}")
+    api.get("/no/such/route")
+    for order in (paid, declined):
+        shopper.wait_for_final(order["id"])
+
+
+def test_three_dashboards_are_provisioned():
+    assert {path.stem for path in DASHBOARDS} >= {"shop-overview", "shop-services", "shop-events"}
+    datasources = yaml.safe_load((OPS / "grafana" / "provisioning" / "datasources" / "shop.yml").read_text())
+    assert {ds["type"] for ds in datasources["datasources"]} == {"prometheus", "jaeger"}
+
+
+def wait_for_samples(url, expr, at_least, timeout=60):
+    """Until every series of ``expr`` has ``at_least`` samples in the last minute."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = query(url, f"count_over_time({expr}[1m])")
+        if counts and min(float(c["value"][1]) for c in counts) >= at_least:
+            return
+        assert time.monotonic() < deadline, f"{expr}: {counts}"
+        time.sleep(0.5)
+
+
+def test_every_panel_and_rule_works_on_live_metrics(prometheus, api, admin):
+    # Traffic over several scrapes, so that rates and increases have two samples or more.
+    wait_for_samples(prometheus, "up", 2)
+    make_traffic(api, admin)
+    wait_for_samples(prometheus, "shop_payments_total", 2)
+    make_traffic(api, admin)
+    wait_for_samples(prometheus, "shop_payments_total", 4)
+
+    targets = query(prometheus, "up")
+    assert len(targets) == 6 and all(t["value"][1] == "1" for t in targets), targets
+
+    empty = [(dashboard, title, expr) for dashboard, title, expr in panel_queries() if not query(prometheus, expr)]
+    assert not empty, f"panels without data: {empty}; scrape durations: {query(prometheus, 'scrape_duration_seconds')}"
+
+    groups = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) == len(yaml.safe_load(RULES.read_text())["groups"][0]["rules"])
+    for rule in rules:
+        assert rule["health"] == "ok", rule  # evaluated against the live data without error
+        query(prometheus, rule["query"])
+        for name in set(METRIC_NAME.findall(rule["query"])):
+            assert query(prometheus, f"count({name})"), f"{rule['name']} reads {name}, which has no series"
