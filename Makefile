@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-e2e shell prometheus clean
+.PHONY: install run test test-unit test-e2e shell bench prometheus clean
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -33,6 +33,9 @@ test-e2e: install
 
 shell: install  ## nameko shell on the running system (make run in another terminal).
 	$(BIN)/nameko shell --config svc_order/config.yaml
+
+bench: install  ## Cost of metrics and tracing per request: three copies of the shop side by side.
+	$(BIN)/python ops/bench.py
 
 prometheus: install  ## Prometheus with the shop's rules, scraping `make run` (http://127.0.0.1:9090).
 	ops/bin/ensure-prometheus

@@ -9,7 +9,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ops"))
-sys.path.insert(0, str(Path(__file__).parent))
 
 from otlp_receiver import OtlpReceiver  # noqa: E402
 from stack import PROFILES, Stack  # noqa: E402

@@ -28,6 +28,8 @@ def on_starting(server):
 
 
 def when_ready(server):
+    if os.environ.get("SHOP_METRICS", "on").lower() == "off":
+        return
     from prometheus_client import CollectorRegistry, multiprocess
 
     from shop_common.metrics import start_metrics_server

@@ -119,23 +119,47 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
     def _run(self):
         try:
             while self._running:
-                batches = self._consumer.poll(timeout_ms=500)
-                self._record_lag()
-                if not batches:
-                    continue
-                pool = eventlet.GreenPool(len(batches))
-                done = list(pool.imap(self._process_partition, batches.values()))
-                offsets = {
-                    tp: OffsetAndMetadata(last.offset + 1, "", -1)
-                    for tp, last in zip(batches.keys(), done)
-                    if last is not None
-                }
-                if offsets:
-                    self._consumer.commit(offsets)
+                try:
+                    self._poll_once()
+                except ContainerBeingKilled:
+                    raise
+                except Exception:
+                    # A failed commit (rebalance) or dead-letter send: nothing past the last
+                    # commit is acknowledged, so those records come again and the inbox skips them.
+                    log.exception("Kafka consumer loop error; resuming from the last committed offsets")
+                    self._rewind()
+                    eventlet.sleep(1.0)
         except ContainerBeingKilled:
             log.info("container is being killed; uncommitted records will be redelivered")
         finally:
             self._loop_exited.send(None)
+
+    def _poll_once(self):
+        batches = self._consumer.poll(timeout_ms=500)
+        self._record_lag()
+        if not batches:
+            return
+        pool = eventlet.GreenPool(len(batches))
+        done = list(pool.imap(self._process_partition, batches.values()))
+        offsets = {
+            tp: OffsetAndMetadata(last.offset + 1, "", -1)
+            for tp, last in zip(batches.keys(), done)
+            if last is not None
+        }
+        if offsets:
+            self._consumer.commit(offsets)
+
+    def _rewind(self):
+        """Seek every assigned partition back to its committed offset."""
+        try:
+            for tp in self._consumer.assignment():
+                committed = self._consumer.committed(tp)
+                if committed is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+        except Exception:
+            log.exception("could not rewind; the next rebalance will")
 
     def _record_lag(self):
         now = time.monotonic()

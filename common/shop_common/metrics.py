@@ -3,6 +3,7 @@
 Every label set is bounded: service and method names, topics, event types,
 partitions, route templates and status codes; never ids or raw paths.
 """
+import os
 import time
 from importlib.metadata import PackageNotFoundError, version as package_version
 from weakref import WeakKeyDictionary
@@ -14,6 +15,9 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from shop_common.logs import set_order_id
 from shop_common.tracing import setup_tracing
+
+# SHOP_METRICS=off skips per-request recording and the endpoint (used by `make bench` to measure the cost).
+METRICS_ENABLED = os.environ.get("SHOP_METRICS", "on").lower() != "off"
 
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -88,12 +92,13 @@ class ServiceTelemetry(DependencyProvider):
         service = self.container.service_name
         setup_tracing(service)
         port = config.get("METRICS_PORT")
-        if port:
+        if port and METRICS_ENABLED:
             start_metrics_server(port, config.get("METRICS_ADDR", "127.0.0.1"))
         record_build_info(service, getattr(self.container.service_cls, "package", service))
 
     def worker_setup(self, worker_ctx):
-        self._started[worker_ctx] = time.perf_counter()
+        if METRICS_ENABLED:
+            self._started[worker_ctx] = time.perf_counter()
         order_id = worker_ctx.data.get("order_id")
         if order_id:
             set_order_id(order_id)  # per greenthread: this worker's log lines carry it

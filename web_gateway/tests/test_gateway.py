@@ -134,3 +134,27 @@ def test_order_cache_never_goes_back_to_an_older_version():
     assert cache.put({"id": "ov", "status": "PAID"}, 3)
     assert not cache.put({"id": "ov", "status": "PENDING"}, 1)
     assert cache.get("ov")["status"] == "PAID"
+
+
+def test_failed_logins_are_throttled_per_email(client, calls):
+    answers, seen = calls
+    answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
+    for _ in range(10):
+        assert client.post("/auth/login", json={"email": "Ann@Example.com", "password": "x"}).status_code == 401
+    blocked = client.post("/auth/login", json={"email": "ann@example.com", "password": "right-one"})
+    assert blocked.status_code == 429 and blocked.json["error"]["code"] == "rate_limited"
+    assert len(seen) == 10  # the eleventh never reached the User service
+    other = client.post("/auth/login", json={"email": "bob@example.com", "password": "x"})
+    assert other.status_code == 401
+
+
+def test_successful_login_clears_the_failures(client, calls):
+    answers, _ = calls
+    answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
+    for _ in range(9):
+        client.post("/auth/login", json={"email": "cy@example.com", "password": "x"})
+    answers[("user_service", "login")] = {"access_token": "t", "token_type": "Bearer", "expires_in": 60}
+    assert client.post("/auth/login", json={"email": "cy@example.com", "password": "ok"}).status_code == 200
+    answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
+    for _ in range(9):
+        assert client.post("/auth/login", json={"email": "cy@example.com", "password": "x"}).status_code == 401

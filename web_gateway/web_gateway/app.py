@@ -5,12 +5,13 @@ from pathlib import Path
 
 import redis
 from flask import Flask, g, jsonify, request
+from nameko.exceptions import RemoteError
 
 from shop_common.cache import OrderCache, ProductCache
 from shop_common.config import load_config
 from shop_common.logs import set_order_id
 from web_gateway import errors, observability
-from web_gateway.auth import admin_required, login_required
+from web_gateway.auth import LoginThrottle, admin_required, login_required
 from web_gateway.errors import ApiError
 from web_gateway.openapi import SPEC
 from web_gateway.rpc import RpcClients
@@ -61,6 +62,7 @@ def create_app(config=None):
     redis_client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=2, health_check_interval=30)
     product_cache = ProductCache(redis_client)
     order_cache = OrderCache(redis_client)
+    login_throttle = LoginThrottle(redis_client)
     errors.register(app)
     observability.instrument(app)
 
@@ -100,7 +102,16 @@ def create_app(config=None):
     @app.post("/auth/login")
     def login():
         body = json_body()
-        return rpc.call("user_service", "login", body.get("email"), body.get("password"))
+        email = body.get("email")
+        login_throttle.check(email)
+        try:
+            token = rpc.call("user_service", "login", email, body.get("password"))
+        except RemoteError as exc:
+            if exc.exc_type == "InvalidCredentials":
+                login_throttle.failed(email)
+            raise
+        login_throttle.succeeded(email)
+        return token
 
     @app.get("/users/me")
     @login_required
@@ -123,9 +134,9 @@ def create_app(config=None):
     @app.get("/products")
     def list_products():
         args = page_args()
-        if args is None:  # let the service name the bad field
-            rpc.call("product_service", "list_products", request.args.get("page", 1),
-                     request.args.get("page_size", 20), request.args.get("q"))
+        if args is None:  # not cacheable: the service names the bad field (400)
+            return rpc.call("product_service", "list_products", request.args.get("page", 1),
+                            request.args.get("page_size", 20), request.args.get("q"))
         cached, key = product_cache.get_list(*args)
         observability.cache_result("product_list", cached is not None)
         if cached is not None:

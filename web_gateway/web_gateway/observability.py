@@ -11,7 +11,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
 from shop_common.logs import set_order_id
-from shop_common.metrics import CACHE_REQUESTS, HTTP_DURATION, record_build_info
+from shop_common.metrics import CACHE_REQUESTS, HTTP_DURATION, METRICS_ENABLED, record_build_info
 from shop_common.tracing import setup_tracing
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -33,13 +33,15 @@ def instrument(app):
         if order_id:
             set_order_id(order_id)
 
-    @app.after_request
-    def record(response):
-        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
-        HTTP_DURATION.labels(route, request.method, str(response.status_code)).observe(
-            time.perf_counter() - g.get("started", time.perf_counter()))
-        return response
+    if METRICS_ENABLED:
+        @app.after_request
+        def record(response):
+            route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+            HTTP_DURATION.labels(route, request.method, str(response.status_code)).observe(
+                time.perf_counter() - g.get("started", time.perf_counter()))
+            return response
 
 
 def cache_result(cache, hit):
-    CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
+    if METRICS_ENABLED:
+        CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
