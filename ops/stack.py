@@ -267,19 +267,27 @@ class Stack:
         self.wait_until_ready()
         return self
 
-    def stop(self, timeout=15):
-        for name, process, _, _ in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for name, process, log_file, _ in reversed(self.processes):
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"{name} did not stop in time; killing it")
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log_file.close()
+    def stop(self, timeout=20):
+        """Stop in three waves: the gateway, then the services (which finish the work in
+        hand and commit their offsets), then what they depend on (localstripe, Kafka)."""
+        waves = [
+            [entry for entry in self.processes if entry[0] == "web_gateway"],
+            [entry for entry in self.processes if entry[0].startswith("svc_")],
+            [entry for entry in self.processes if entry[0] not in ("web_gateway",) and not entry[0].startswith("svc_")],
+        ]
+        for wave in waves:
+            for name, process, _, _ in wave:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for name, process, log_file, _ in wave:
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log(f"{name} did not stop in time; killing it")
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                log_file.close()
         self.processes = []
 
     def stop_process(self, name):

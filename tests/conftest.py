@@ -33,9 +33,11 @@ def otlp():
 
 @pytest.fixture(scope="session")
 def shop(otlp):
-    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-               "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    stack = Stack(PROFILES["test"], fresh=True, extra_env=tracing)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+           "OTEL_BSP_SCHEDULE_DELAY": "200",
+           # Redrive stuck orders quickly, so the lost-event test need not wait a minute.
+           "SHOP_REDRIVE_AFTER_SECONDS": "4", "SHOP_REDRIVE_INTERVAL_SECONDS": "1"}
+    stack = Stack(PROFILES["test"], fresh=True, extra_env=env)
     try:
         stack.start()
         yield stack

@@ -3,7 +3,9 @@ import json
 import time
 
 import psycopg2
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from kafka.admin import OffsetSpec
+from kafka.structs import OffsetAndMetadata
 
 
 def _outbox_row(shop, order_id):
@@ -56,3 +58,47 @@ def test_redelivered_order_created_does_not_deduct_or_charge_twice(shop, shopper
     assert [intent.id for intent in intents] == [payment["intent_id"]]
     assert shopper.get(f"/orders/{order['id']}").json()["status"] == "PAID"
     assert rpc.order_service.get_order_with_history(order["id"])["history"] == history_before
+
+
+def _published(shop, order_id, timeout=15):
+    deadline = time.monotonic() + timeout
+    connection = psycopg2.connect(shop.profile.database_url("orders").replace("+psycopg2", ""))
+    connection.autocommit = True
+    try:
+        while time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT published_at IS NOT NULL FROM outbox "
+                               "WHERE message_key = %s AND event_type = 'OrderCreated'", (order_id,))
+                if cursor.fetchone()[0]:
+                    return
+            time.sleep(0.1)
+    finally:
+        connection.close()
+    raise AssertionError("OrderCreated was not published")
+
+
+def test_an_order_whose_event_the_broker_lost_is_redriven_to_its_outcome(shop, shopper, admin, rpc):
+    product = admin.create_product(admin, stock=4)
+    held = {name: shop.stop_process(name) for name in ("svc_inventory", "svc_payment")}
+    try:
+        order = shopper.place_order(product["id"], quantity=2).json()
+        _published(shop, order["id"])
+        # The broker "loses" the message: both consumer groups skip to the end of shop.orders.
+        admin_client = KafkaAdminClient(bootstrap_servers=shop.env["KAFKA_BOOTSTRAP_SERVERS"])
+        try:
+            ends = admin_client.list_partition_offsets(
+                {TopicPartition("shop.orders", p): OffsetSpec.LATEST for p in range(3)})
+            for group in ("inventory_service", "payment_service"):
+                admin_client.alter_group_offsets(
+                    group, {tp: OffsetAndMetadata(info.offset, "", -1) for tp, info in ends.items()})
+        finally:
+            admin_client.close()
+    finally:
+        for name, how in held.items():
+            shop.start_process(name, how)
+
+    final = shopper.wait_for_final(order["id"], timeout=60)
+    assert final["status"] == "PAID"
+    assert shopper.stock(product["id"]) == 2
+    history = [entry["event_type"] for entry in rpc.order_service.get_order_with_history(order["id"])["history"]]
+    assert "OrderCreatedRedriven" in history

@@ -65,6 +65,10 @@ def headers_to_dict(headers):
     return {key: value.decode("utf-8", "replace") for key, value in (headers or []) if value is not None}
 
 
+class _StopRetrying(Exception):
+    """The service is stopping while a handler is failing: leave the record for redelivery."""
+
+
 class KafkaEventConsumer(SharedExtension, ProviderCollector):
     """One consumer-group member per service process, shared by its handlers."""
 
@@ -179,7 +183,10 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         for record in records:
             if not self._running and last is not None:
                 break
-            self._process_record(record)
+            try:
+                self._process_record(record)
+            except _StopRetrying:
+                break  # stopping: this record stays uncommitted and comes again
             last = record
         return last
 
@@ -214,6 +221,8 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                 self._dead_letter(record, headers, handler.method_name, str(exc))
                 return
             except Exception as exc:
+                if not self._running:
+                    raise _StopRetrying() from exc
                 delay = min(0.2 * 2 ** (attempt - 1), RETRY_BACKOFF_MAX)
                 log.warning(
                     "handler %s failed on %s %s (attempt %d), retrying in %.1fs: %r",

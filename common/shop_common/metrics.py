@@ -50,6 +50,8 @@ OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Events published from
 # -- domain ------------------------------------------------------------------
 ORDERS_PLACED = Counter("shop_orders_placed_total", "Orders accepted (202) by the Order service.")
 ORDERS_COMPLETED = Counter("shop_orders_completed_total", "Orders reaching a final status.", ["status"])
+ORDERS_REDRIVEN = Counter(
+    "shop_orders_redriven_total", "PENDING orders whose OrderCreated was published again (lost events).")
 ORDERS_PENDING = Gauge("shop_orders_pending", "Orders in PENDING now (refreshed every 15 s).")
 ORDERS_PENDING_OLDEST_AGE = Gauge(
     "shop_orders_pending_oldest_age_seconds", "Age of the oldest PENDING order (0 when none).")

@@ -73,6 +73,25 @@ def add(session, table, event):
     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
+def republish(session, table, order_id, event_types):
+    """Mark an order's already published events of these types for publishing again.
+
+    The same rows, hence the same event ids: consumers that have them skip
+    them (inbox), consumers that lost them get them. This is how events lost
+    by the broker are recovered (the outbox outlives any broker).
+    """
+    rows = session.execute(
+        update(table)
+        .where(table.c.message_key == order_id, table.c.event_type.in_(event_types),
+               table.c.published_at.is_not(None))
+        .values(published_at=None)
+        .returning(table.c.event_id)
+    ).all()
+    if rows:
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return len(rows)
+
+
 def backlog(session, table):
     """Unpublished rows and the age in seconds of the oldest one."""
     row = session.execute(

@@ -2,6 +2,7 @@
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shop_common import events as shop_events
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
@@ -12,6 +13,7 @@ from svc_inventory.models import inbox, outbox, products, stock_reservations
 from svc_inventory.schemas import reservation_view
 
 CONSUMER = "inventory_service"
+DECISIONS = (shop_events.STOCK_UPDATED, shop_events.STOCK_UNAVAILABLE)
 
 
 class _SoldOut(Exception):
@@ -28,6 +30,8 @@ class StockStore:
         order_id = event["order_id"]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
+                # Seen before: the Order service may have lost our answer, so send it again.
+                outbox_log.republish(session, outbox, order_id, DECISIONS)
                 return []
             created = session.execute(
                 insert(stock_reservations)

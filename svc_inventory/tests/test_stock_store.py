@@ -123,3 +123,18 @@ def test_order_lines_are_sorted_and_checked():
     assert schemas.order_lines(event) == [("a", 2), ("b", 1)]
     with pytest.raises(ValidationError):
         schemas.order_lines(order_created([("a", 0)]))
+
+
+def test_a_repeated_order_created_sends_the_decision_again(store):
+    product = new_product(store, 5)
+    event = order_created([(product, 1)])
+    deduct(store, event)
+    with store.transactions.begin() as session:
+        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
+                        {"id": event["order_id"]})
+    assert deduct(store, event) == []
+    assert stock_of(store, product) == 4
+    with store.transactions.begin() as session:
+        again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
+                                     "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
+    assert again == ["StockUpdated"]

@@ -158,6 +158,39 @@ class OrderStore:
         return [{"id": row.id, "created_at": row.created_at.isoformat(), "stock_status": row.stock_status,
                  "payment_status": row.payment_status} for row in rows]
 
+    def redrive_stuck(self, older_than_seconds, limit=100, order_id=None):
+        """Publish OrderCreated again for orders PENDING this long since their last change.
+
+        Same event id: Inventory and Payment skip what they have applied and
+        answer again with their decision; what the broker lost is recovered.
+        Returns the ids of the orders redriven.
+        """
+        age = func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+        with self.transactions.begin() as session:
+            query = select(orders.c.id).where(orders.c.status == OrderStatus.PENDING,
+                                              orders.c.updated_at <= func.now() - age)
+            if order_id is not None:
+                query = query.where(orders.c.id == order_id)
+            stuck = session.execute(
+                query.order_by(orders.c.updated_at).limit(limit).with_for_update(skip_locked=True)
+            ).scalars().all()
+            redriven = []
+            for stuck_id in stuck:
+                # Only when the last publication is itself this old: no redrive storms.
+                published_long_ago = session.execute(
+                    select(outbox.c.id).where(outbox.c.message_key == stuck_id,
+                                              outbox.c.event_type == shop_events.ORDER_CREATED,
+                                              outbox.c.published_at <= func.now() - age)
+                ).first()
+                if published_long_ago and outbox_log.republish(session, outbox, stuck_id,
+                                                               (shop_events.ORDER_CREATED,)):
+                    session.execute(order_history.insert().values(
+                        order_id=stuck_id, event_type="OrderCreatedRedriven", status_after=OrderStatus.PENDING,
+                        detail={"reason": f"PENDING for over {older_than_seconds}s"},
+                    ))
+                    redriven.append(stuck_id)
+        return redriven
+
     def pending_summary(self):
         """How many orders are PENDING, and the age in seconds of the oldest."""
         with self.transactions.begin() as session:

@@ -1,14 +1,25 @@
+import logging
+import os
+
 from nameko.rpc import rpc
 from nameko.timer import timer
 
 from shop_common import events
 from shop_common.cache import OrderCacheProvider
 from shop_common.kafka import kafka_event
-from shop_common.metrics import ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED
+from shop_common.metrics import (
+    ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED, ORDERS_REDRIVEN,
+)
 from shop_common.outbox import OutboxRelay
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
 from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
+
+log = logging.getLogger(__name__)
+
+# An order PENDING this long since its last change has its OrderCreated published again.
+REDRIVE_AFTER_SECONDS = int(os.environ.get("SHOP_REDRIVE_AFTER_SECONDS", "60"))
+REDRIVE_INTERVAL_SECONDS = float(os.environ.get("SHOP_REDRIVE_INTERVAL_SECONDS", "30"))
 
 
 class OrderService(ServiceBase):
@@ -70,6 +81,19 @@ class OrderService(ServiceBase):
     @rpc
     def outbox_backlog(self):
         return self.orders.outbox_backlog()
+
+    @timer(interval=REDRIVE_INTERVAL_SECONDS)
+    def redrive_stuck_orders(self):
+        """Recover orders whose events the broker lost (see OrderStore.redrive_stuck)."""
+        redriven = self.orders.redrive_stuck(REDRIVE_AFTER_SECONDS)
+        if redriven:
+            ORDERS_REDRIVEN.inc(len(redriven))
+            log.warning("redrove %d PENDING orders: %s", len(redriven), ", ".join(redriven))
+
+    @rpc
+    def redrive_order(self, order_id):
+        """Operator call: publish this PENDING order's OrderCreated again now."""
+        return self.orders.redrive_stuck(0, order_id=order_id)
 
     @timer(interval=15, eager=True)
     def record_pending_orders(self):

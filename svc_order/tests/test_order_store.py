@@ -2,7 +2,7 @@
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shop_common import events
 from svc_order.dependencies import OrderStore
@@ -93,3 +93,36 @@ def test_orders_are_private_to_their_user(store):
 def test_event_for_unknown_order_is_a_domain_error(store):
     with pytest.raises(OrderNotFound):
         store.apply(event(events.PAYMENT_SUCCESS, str(uuid.uuid4())))
+
+
+def mark_published(store, order_id, seconds_ago):
+    with store.transactions.begin() as session:
+        session.execute(text("UPDATE outbox SET published_at = now() - make_interval(secs => :s) "
+                             "WHERE message_key = :id"), {"s": seconds_ago, "id": order_id})
+        session.execute(text("UPDATE orders SET updated_at = now() - make_interval(secs => :s) WHERE id = :id"),
+                        {"s": seconds_ago, "id": order_id})
+
+
+def unpublished(store, order_id):
+    with store.transactions.begin() as session:
+        return [row.event_type for row in session.execute(
+            select(outbox).where(outbox.c.message_key == order_id, outbox.c.published_at.is_(None)))]
+
+
+def test_stuck_pending_order_is_redriven_with_the_same_event(store):
+    order, _, _ = place(store)
+    mark_published(store, order["id"], 120)
+    assert order["id"] in store.redrive_stuck(60)
+    assert unpublished(store, order["id"]) == ["OrderCreated"]
+    assert store.history(order["id"])[-1]["event_type"] == "OrderCreatedRedriven"
+    assert order["id"] not in store.redrive_stuck(60)  # not again until it has been published and aged
+
+
+def test_recent_or_settled_orders_are_not_redriven(store):
+    recent, _, _ = place(store)
+    mark_published(store, recent["id"], 5)
+    settled, _, _ = place(store)
+    store.apply(event(events.PAYMENT_FAILED, settled["id"]))
+    mark_published(store, settled["id"], 120)
+    redriven = store.redrive_stuck(60)
+    assert recent["id"] not in redriven and settled["id"] not in redriven

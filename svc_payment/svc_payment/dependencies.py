@@ -7,6 +7,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shop_common import events as shop_events
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
@@ -20,6 +21,7 @@ from svc_payment.schemas import payment_view
 log = logging.getLogger(__name__)
 
 CONSUMER = "payment_service"
+OUTCOMES = (shop_events.PAYMENT_SUCCESS, shop_events.PAYMENT_FAILED, shop_events.PAYMENT_REFUNDED)
 
 
 class PaymentStore:
@@ -44,8 +46,10 @@ class PaymentStore:
                     select(payments).where(payments.c.order_id == request["order_id"]).with_for_update()
                 ).one()
                 if row.status != Status.PROCESSING:
-                    # Charged, declined or voided already: only the claim is left to record.
+                    # Charged, declined or voided already: record the claim, and send the
+                    # outcome again in case the Order service lost it.
                     inbox_log.claim(session, inbox, event, CONSUMER)
+                    outbox_log.republish(session, outbox, row.order_id, OUTCOMES)
                     return None
             return payment_view(row)
 

@@ -2,7 +2,7 @@
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shop_common import events
 from svc_payment import schemas
@@ -95,3 +95,17 @@ def test_payment_transitions_are_guarded():
     with pytest.raises(IllegalPaymentTransition):
         PaymentStatus.check(PaymentStatus.FAILED, PaymentStatus.SUCCEEDED)
     assert PaymentStatus.check(PaymentStatus.SUCCEEDED, PaymentStatus.REFUND_PENDING) == "REFUND_PENDING"
+
+
+def test_a_repeated_order_created_sends_the_outcome_again_without_charging(store):
+    event = order_created()
+    store.begin_charge(event, schemas.charge_request(event))
+    store.finish_charge(event, SUCCEEDED)
+    with store.transactions.begin() as session:
+        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
+                        {"id": event["order_id"]})
+    assert store.begin_charge(event, schemas.charge_request(event)) is None
+    with store.transactions.begin() as session:
+        again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
+                                     "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
+    assert again == ["PaymentSuccess"]
