@@ -118,6 +118,9 @@ class Stack:
         self.profile = profile
         self.fresh = fresh
         self.env = dict(os.environ, **profile.env(), **(extra_env or {}))
+        # nameko 3 needs eventlet, which warns of its own deprecation on import; the
+        # text would be the only non-JSON lines in the services' logs.
+        self.env.setdefault("PYTHONWARNINGS", "ignore:::nameko.extensions")
         self.log_dir = Path(log_dir or ROOT / ".run" / profile.name / "logs")
         self.processes = []
 
