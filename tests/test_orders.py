@@ -8,6 +8,8 @@ from nameko.exceptions import RemoteError
 
 def test_paid_order(shopper, admin, rpc):
     product = admin.create_product(admin, stock=5, price="19.99")
+    shopper.get(f"/products/{product['id']}")
+    assert shopper.get(f"/products/{product['id']}").headers["X-Cache"] == "HIT"  # cached with stock 5
     response = shopper.place_order(product["id"], quantity=2)
     assert response.status_code == 202, response.text
     order = response.json()
@@ -18,7 +20,8 @@ def test_paid_order(shopper, admin, rpc):
 
     final = shopper.wait_for_final(order["id"])
     assert final["status"] == "PAID"
-    assert shopper.stock(product["id"]) == 3
+    after = shopper.get(f"/products/{product['id']}")  # Inventory's deduction invalidated the entry
+    assert after.headers["X-Cache"] == "MISS" and after.json()["stock"] == 3
     notes = shopper.get("/users/me/notifications").json()["items"]
     assert [(n["order_id"], n["kind"]) for n in notes] == [(order["id"], "paid")]
     assert rpc.payment_service.get_payment(order["id"])["status"] == "SUCCEEDED"
