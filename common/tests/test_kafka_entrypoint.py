@@ -1,0 +1,200 @@
+"""The kafka_event entrypoint against a real Tansu broker: retries, dead letters, commits after success."""
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import eventlet
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from nameko import config
+from nameko.containers import ServiceContainer
+from nameko.extensions import DependencyProvider
+
+from shop_common import events
+from shop_common.errors import DomainError
+from shop_common.kafka import kafka_event
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ops"))
+from stack import tansu_binary  # noqa: E402
+
+
+class WorkerContextProvider(DependencyProvider):
+    def get_dependency(self, worker_ctx):
+        return worker_ctx
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def broker():
+    port = free_port()
+    process = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        assert time.monotonic() < deadline, "tansu did not start"
+        time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def topic(broker):
+    name = f"test.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(name, 1, 1), NewTopic(events.DEAD_LETTER_TOPIC, 1, 1)]
+                        if events.DEAD_LETTER_TOPIC not in admin.list_topics() else [NewTopic(name, 1, 1)])
+    admin.close()
+    return name
+
+
+def publish(broker, topic, values):
+    producer = KafkaProducer(bootstrap_servers=broker)
+    for value in values:
+        producer.send(topic, key=b"order-1", value=value, headers=[("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")])
+    producer.flush()
+    producer.close()
+
+
+def envelope(event_type="Thing", **payload):
+    return events.encode(events.new_event(event_type, payload, order_id="order-1"))
+
+
+def run_service(broker, service_cls, group):
+    with config.patch({"KAFKA": {"bootstrap_servers": broker, "group_id": group}}):
+        container = ServiceContainer(service_cls)
+        container.start()
+    return container
+
+
+def wait_until(condition, timeout=20, every=0.2):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        eventlet.sleep(every)
+
+
+def committed(broker, group, topic):
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
+    offset = consumer.committed(TopicPartition(topic, 0))
+    consumer.close()
+    return offset
+
+
+def test_transient_errors_are_retried_and_the_offset_committed_after_success(broker, topic):
+    seen = []
+
+    class Flaky:
+        name = "flaky"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            seen.append(event["event_id"])
+            if len(seen) < 3:
+                raise ConnectionError("database is away")
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Flaky, group)
+    try:
+        publish(broker, topic, [envelope(n=1)])
+        wait_until(lambda: len(seen) == 3)
+        wait_until(lambda: committed(broker, group, topic) == 1)
+    finally:
+        container.stop()
+    assert len(set(seen)) == 1  # the same event, three attempts
+
+
+def test_domain_errors_and_malformed_messages_go_to_the_dead_letter_topic(broker, topic):
+    handled = []
+
+    class Strict:
+        name = "strict"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            if event["payload"].get("bad"):
+                raise DomainError("cannot apply", {"why": "bad"})
+            handled.append(event["payload"]["n"])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Strict, group)
+    try:
+        publish(broker, topic, [b"{not json", envelope(bad=True), envelope(n=7), envelope("Other", n=8)])
+        wait_until(lambda: committed(broker, group, topic) == 4)
+    finally:
+        container.stop()
+    assert handled == [7]  # events of other types are skipped, not handled
+
+    dead = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
+    dead.assign([TopicPartition(events.DEAD_LETTER_TOPIC, 0)])
+    dead.seek_to_beginning()
+    records = [record for batch in dead.poll(timeout_ms=5000).values() for record in batch
+               if dict(record.headers).get("x-original-topic") == topic.encode()]
+    dead.close()
+    assert [record.value for record in records][0] == b"{not json"
+    errors = [dict(record.headers)["x-error"].decode() for record in records]
+    assert errors[0].startswith("malformed") and "cannot apply" in errors[1]
+    assert all(dict(record.headers)["x-consumer"] == b"strict" for record in records)
+
+
+def test_an_unfinished_record_is_delivered_again_after_a_restart(broker, topic):
+    started, finished = [], []
+    release = eventlet.event.Event()
+
+    class Slow:
+        name = "slow"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            started.append(event["event_id"])
+            if len(started) == 1:
+                release.wait()  # the first delivery never finishes: the process dies
+            finished.append(event["event_id"])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Slow, group)
+    publish(broker, topic, [envelope(n=1)])
+    wait_until(lambda: len(started) == 1)
+    container.kill()  # a crash: nothing was committed
+    assert committed(broker, group, topic) is None
+
+    container = run_service(broker, Slow, group)
+    try:
+        wait_until(lambda: len(finished) == 1, timeout=30)
+        wait_until(lambda: committed(broker, group, topic) == 1)
+    finally:
+        container.stop()
+    assert started[0] == started[1] == finished[0]
+
+
+def test_headers_and_order_id_reach_the_worker_context(broker, topic):
+    contexts = []
+
+    class Context:
+        name = "context"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            contexts.append(dict(self.worker_ctx.data))
+
+    Context.worker_ctx = WorkerContextProvider()
+    container = run_service(broker, Context, f"g-{uuid.uuid4().hex[:6]}")
+    try:
+        publish(broker, topic, [envelope(n=1)])
+        wait_until(lambda: contexts)
+    finally:
+        container.stop()
+    assert contexts[0]["order_id"] == "order-1"
+    assert contexts[0]["traceparent"] == "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
