@@ -100,6 +100,13 @@ def wait_for_port(port, timeout, what):
     raise RuntimeError(f"{what} did not open port {port} within {timeout}s")
 
 
+def free_port():
+    """A loopback port nobody listens on now (for test and bench helpers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def port_in_use(port):
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -2,7 +2,6 @@
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -10,17 +9,12 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from stack import free_port
 
 OPS = Path(__file__).resolve().parents[1] / "ops"
 DASHBOARDS = sorted((OPS / "grafana" / "dashboards").glob("*.json"))
 RULES = OPS / "prometheus" / "rules" / "shop-alerts.yml"
 METRIC_NAME = re.compile(r"\b(shop_[a-z_]+|up|process_[a-z_]+)\b")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

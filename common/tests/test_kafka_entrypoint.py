@@ -1,6 +1,4 @@
 """The kafka_event entrypoint against a real Tansu broker: retries, dead letters, commits after success."""
-import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +18,12 @@ from shop_common.errors import DomainError
 from shop_common.kafka import kafka_event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ops"))
-from stack import tansu_binary  # noqa: E402
+from stack import free_port, tansu_binary, wait_for_port  # noqa: E402
 
 
 class WorkerContextProvider(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return worker_ctx
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +33,7 @@ def broker():
         [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
          "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-        assert time.monotonic() < deadline, "tansu did not start"
-        time.sleep(0.1)
+    wait_for_port(port, 20, "tansu")
     yield f"127.0.0.1:{port}"
     process.terminate()
     process.wait(10)

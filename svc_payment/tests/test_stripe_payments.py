@@ -1,8 +1,6 @@
 """StripePayments through the real stripe SDK against a real localstripe process."""
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -12,12 +10,9 @@ import stripe
 from svc_payment.dependencies import StripePayments
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "ops"))
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from stack import free_port, wait_for_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +20,7 @@ def payments():
     port = free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "ops" / "localstripe_server.py"),
                                 "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-        assert time.monotonic() < deadline, "localstripe did not start"
-        time.sleep(0.1)
+    wait_for_port(port, 20, "localstripe")
     client = stripe.StripeClient("sk_test_unit", base_addresses={"api": f"http://127.0.0.1:{port}"})
     yield StripePayments(client)
     process.terminate()
