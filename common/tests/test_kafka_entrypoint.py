@@ -1,9 +1,6 @@
 """The kafka_event entrypoint against a real Tansu broker: retries, dead letters, commits after success."""
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import eventlet
 import pytest
@@ -17,26 +14,11 @@ from shop_common import events
 from shop_common.errors import DomainError
 from shop_common.kafka import kafka_event
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ops"))
-from stack import free_port, tansu_binary, wait_for_port  # noqa: E402
 
 
 class WorkerContextProvider(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return worker_ctx
-
-
-@pytest.fixture(scope="module")
-def broker():
-    port = free_port()
-    process = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-         "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 20, "tansu")
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
 
 
 @pytest.fixture

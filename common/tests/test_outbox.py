@@ -1,0 +1,100 @@
+"""The outbox publisher against real PostgreSQL and a real broker: in order, marked after the ack, never lost."""
+import json
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from sqlalchemy import select
+
+from shop_common import events, outbox
+from shop_common.outbox import OutboxPublisher
+from shop_common.tracing import context, context_from, current_carrier
+
+
+@pytest.fixture
+def table():
+    from svc_order.models import outbox as order_outbox  # any service's outbox table will do
+
+    return order_outbox
+
+
+@pytest.fixture
+def transactions(transactions_for):
+    return transactions_for("orders")
+
+
+@pytest.fixture(scope="module")
+def orders_topic(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    if events.ORDERS_TOPIC not in admin.list_topics():
+        admin.create_topics([NewTopic(events.ORDERS_TOPIC, 1, 1)])
+    admin.close()
+    return events.ORDERS_TOPIC
+
+
+def stage(transactions, table, count, traceparent=None):
+    order_id = str(uuid.uuid4())
+    staged = [events.new_event(events.ORDER_CREATED, {"n": n}, order_id=order_id) for n in range(count)]
+    token = context.attach(context_from({"traceparent": traceparent})) if traceparent else None
+    try:
+        with transactions.begin() as session:
+            for event in staged:
+                outbox.add(session, table, event)
+    finally:
+        if token is not None:
+            context.detach(token)
+    return order_id, [event["event_id"] for event in staged]
+
+
+def unpublished_ids(transactions, table, event_ids):
+    with transactions.begin() as session:
+        return set(session.execute(select(table.c.event_id).where(
+            table.c.event_id.in_(event_ids), table.c.published_at.is_(None))).scalars())
+
+
+def read_all(broker, topic):
+    consumer = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    records = [record for batch in consumer.poll(timeout_ms=3000).values() for record in batch]
+    consumer.close()
+    return records
+
+
+def drain(publisher):
+    while publisher.publish_batch():
+        pass
+
+
+def test_rows_are_published_in_order_then_marked(broker, orders_topic, transactions, table):
+    order_id, event_ids = stage(transactions, table, 5)
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    drain(OutboxPublisher(transactions.engine, table, producer, "test"))
+    producer.close()
+    assert unpublished_ids(transactions, table, event_ids) == set()
+    mine = [record for record in read_all(broker, orders_topic) if record.key == order_id.encode()]
+    assert [json.loads(record.value)["event_id"] for record in mine] == event_ids
+
+
+def test_nothing_is_marked_when_the_broker_does_not_acknowledge(transactions, table):
+    _, event_ids = stage(transactions, table, 2)
+    producer = KafkaProducer(bootstrap_servers="127.0.0.1:9", request_timeout_ms=1000, max_block_ms=1000,
+                             api_version=(3, 9))
+    publisher = OutboxPublisher(transactions.engine, table, producer, "test")
+    with pytest.raises(Exception):
+        publisher.publish_batch()
+    producer.close(timeout=1)
+    assert unpublished_ids(transactions, table, event_ids) == set(event_ids)
+
+
+def test_the_trace_context_of_the_write_travels_with_the_message(broker, orders_topic, transactions, table):
+    caller = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    order_id, _ = stage(transactions, table, 1, traceparent=caller)
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    drain(OutboxPublisher(transactions.engine, table, producer, "test"))
+    producer.close()
+    record = next(record for record in read_all(broker, orders_topic) if record.key == order_id.encode())
+    traceparent = dict(record.headers)["traceparent"].decode()
+    assert traceparent.split("-")[1] == "a" * 32  # same trace; the span is the relay's publish span
+    assert current_carrier() == {}  # nothing leaked into the test's own context
