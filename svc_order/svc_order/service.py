@@ -1,5 +1,8 @@
+import contextvars
 import logging
 import os
+
+import eventlet
 
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -45,8 +48,11 @@ class OrderService(ServiceBase):
             existing = self.orders.find_by_idempotency_key(user_id, key)
             if existing:
                 return {"order": existing[0], "created": False}
-        address = self.customers.shipping_address(user_id)
+        # The two lookups are independent AMQP round trips: run them side by side.
+        # The copied context keeps the user lookup in this worker's trace.
+        address_lookup = eventlet.spawn(contextvars.copy_context().run, self.customers.shipping_address, user_id)
         priced, currency = self.catalog.price_lines(lines)
+        address = address_lookup.wait()
         order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key)
         self.cache.put(order, version)
         if created:
