@@ -75,6 +75,10 @@ def test_bad_product_input_is_400(admin, api):
     assert {"sku", "price", "stock"} <= set(response.json()["error"]["details"])
     too_big = api.get("/products?page_size=101")
     assert too_big.status_code == 400 and "page_size" in too_big.json()["error"]["details"]
+    far_page = api.get("/products?page=99999999999999999999")
+    assert far_page.status_code == 400 and "page" in far_page.json()["error"]["details"]
+    pricey = admin.post("/products", json={"sku": "PRICEY-1", "name": "x", "price": "99999999999.99", "stock": 1})
+    assert pricey.status_code == 400 and "price" in pricey.json()["error"]["details"]
 
 
 def test_errors_are_json_never_html(api):

@@ -1,7 +1,12 @@
 """Money is held as integer minor units (cents) and shown as "19.99"."""
-from decimal import Decimal, InvalidOperation
+import re
 
 from shop_common.errors import ValidationError
+
+# Digits, then at most two decimals: no exponents, signs, spaces or NaN.
+AMOUNT = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$")
+# Stripe's largest charge for two-decimal currencies is 999,999.99.
+MAX_CENTS = 99_999_999
 
 
 def format_cents(cents):
@@ -10,14 +15,12 @@ def format_cents(cents):
     return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
-def parse_amount(text, field="price"):
-    """Parse a decimal string with at most two places into cents."""
-    if isinstance(text, bool) or not isinstance(text, (str, int)):
+def parse_amount(text, field="price", max_cents=MAX_CENTS):
+    """Parse "19.99" (or "19", "19.9") into cents, at most ``max_cents``."""
+    if isinstance(text, bool) or not isinstance(text, (str, int)) or not AMOUNT.match(str(text)):
         raise ValidationError("invalid amount", {field: "must be a decimal string like \"19.99\""})
-    try:
-        amount = Decimal(str(text))
-    except InvalidOperation:
-        raise ValidationError("invalid amount", {field: "must be a decimal string like \"19.99\""})
-    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:
-        raise ValidationError("invalid amount", {field: "must be non-negative with at most two decimal places"})
-    return int(amount * 100)
+    units, _, fraction = str(text).partition(".")
+    cents = int(units) * 100 + int(fraction.ljust(2, "0") or 0)
+    if cents > max_cents:
+        raise ValidationError("amount too large", {field: f"must be at most {format_cents(max_cents)}"})
+    return cents

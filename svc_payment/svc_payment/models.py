@@ -1,5 +1,5 @@
 """The payments database and the payment state machine."""
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, false, func
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, false, func
 
 from shop_common.inbox import inbox_table
 from shop_common.outbox import outbox_table
@@ -13,7 +13,7 @@ payments = Table(
     # One payment per order: the primary key is what forbids a second charge.
     Column("order_id", String(36), primary_key=True),
     Column("status", String(16), nullable=False),
-    Column("amount_cents", Integer),
+    Column("amount_cents", BigInteger),
     Column("currency", String(3)),
     Column("payment_method", String(100)),
     Column("intent_id", String(100)),

@@ -5,6 +5,7 @@ from shop_common.errors import ValidationError
 from shop_common.money import format_cents, parse_amount
 
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 100_000
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -106,10 +107,10 @@ def page_request(page, page_size, query):
     errors = {}
     try:
         page = int(page)
-        if page < 1:
+        if not 1 <= page <= MAX_PAGE:
             raise ValueError
     except (TypeError, ValueError):
-        errors["page"] = "must be a whole number, 1 or more"
+        errors["page"] = f"must be a whole number from 1 to {MAX_PAGE}"
     try:
         page_size = int(page_size)
         if not 1 <= page_size <= MAX_PAGE_SIZE:

@@ -30,7 +30,7 @@ def test_new_product_validation():
     assert {"sku", "stock", "currency"} <= set(error.value.details)
 
 
-@pytest.mark.parametrize("price", ["1.999", "-1.00", "abc", "NaN", 1.5, None])
+@pytest.mark.parametrize("price", ["1.999", "-1.00", "abc", "NaN", "1e3", " 1.00", "1000000.00", 1.5, None])
 def test_prices_are_decimal_strings_with_two_places(price):
     with pytest.raises(ValidationError):
         schemas.new_product({"sku": "A", "name": "x", "price": price, "stock": 1})
@@ -47,7 +47,7 @@ def test_product_changes_reject_unknown_fields_and_empty_patches():
 
 def test_page_request_bounds():
     assert schemas.page_request("2", "100", " q ") == (2, 100, "q")
-    for page, size in (("0", 20), (1, 101), ("x", 5)):
+    for page, size in (("0", 20), (1, 101), ("x", 5), ("99999999999999999999", 20)):
         with pytest.raises(ValidationError):
             schemas.page_request(page, size, None)
 

@@ -46,7 +46,7 @@ def page_args():
         page_size = int(request.args.get("page_size", 20))
     except ValueError:
         return None
-    if page < 1 or not 1 <= page_size <= 100:
+    if not 1 <= page <= 100_000 or not 1 <= page_size <= 100:
         return None
     return page, page_size, request.args.get("q", "").strip()
 
