@@ -158,3 +158,14 @@ def test_successful_login_clears_the_failures(client, calls):
     answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
     for _ in range(9):
         assert client.post("/auth/login", json={"email": "cy@example.com", "password": "x"}).status_code == 401
+
+
+def test_an_order_id_does_not_outlive_its_request_in_the_logs(client, calls):
+    from shop_common import logs
+
+    answers, _ = calls
+    answers[("order_service", "get_order")] = {"id": "o9", "user_id": "u1", "status": "PAID"}
+    client.get("/orders/o9", headers=auth(user_id="u1"))
+    assert logs._order_id.get() == "o9"  # the test client runs the app in this thread
+    client.get("/health")
+    assert logs._order_id.get() is None

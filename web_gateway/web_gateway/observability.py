@@ -29,9 +29,8 @@ def instrument(app):
         span = trace.get_current_span()
         span.update_name(f"{request.method} {route}")
         span.set_attribute("http.route", route)
-        order_id = (request.view_args or {}).get("order_id")
-        if order_id:
-            set_order_id(order_id)
+        # Gateway threads serve request after request: always set, so no id outlives its request.
+        set_order_id((request.view_args or {}).get("order_id"))
 
     if METRICS_ENABLED:
         @app.after_request
