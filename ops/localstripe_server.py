@@ -5,7 +5,6 @@ and keeps nothing on disk: the CLI listens on every interface and pickles
 its whole store to /tmp after every write.
 """
 import argparse
-import asyncio
 import logging
 
 from aiohttp import web

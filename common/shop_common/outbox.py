@@ -9,13 +9,12 @@ the local broker keeps nothing on disk.
 import logging
 import select
 import time
+from datetime import datetime, timezone
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
 from nameko import config
 from nameko.extensions import DependencyProvider
-from datetime import datetime, timezone
-
 from opentelemetry import trace
 from sqlalchemy import (
     BigInteger, Column, DateTime, Index, MetaData, String, Table, func, select as sql_select, text, update,
@@ -69,8 +68,7 @@ def add(session, table, event):
             headers=carrier,
         )
     )
-    # Delivered at commit, never for a rolled-back row: wakes the relay at once.
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    _wake_relay(session)
 
 
 def republish(session, table, order_id, event_types):
@@ -88,8 +86,13 @@ def republish(session, table, order_id, event_types):
         .returning(table.c.event_id)
     ).all()
     if rows:
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        _wake_relay(session)
     return len(rows)
+
+
+def _wake_relay(session):
+    # Delivered at commit, never for a rolled-back row: the relay publishes at once.
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def backlog(session, table):

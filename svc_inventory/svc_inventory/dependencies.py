@@ -94,9 +94,6 @@ class StockStore:
             raise ReservationNotFound("no stock decision for this order", {"order_id": order_id})
         return reservation_view(row)
 
-    def outbox_backlog(self):
-        with self.transactions.begin() as session:
-            return outbox_log.backlog(session, outbox)
 
     @staticmethod
     def _take(session, product_id, quantity):

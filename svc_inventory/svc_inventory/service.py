@@ -33,7 +33,8 @@ class InventoryService(ServiceBase):
 
     @rpc
     def outbox_backlog(self):
-        return self.stock.outbox_backlog()
+        """Operator call: unpublished events and the age of the oldest."""
+        return self.relay.backlog()
 
     def _moved(self, change, lines):
         """After a committed stock move: readers must not see the old stock."""

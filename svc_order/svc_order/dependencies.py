@@ -200,9 +200,6 @@ class OrderStore:
             ).one()
         return {"pending": count, "oldest_age_seconds": float(oldest or 0.0)}
 
-    def outbox_backlog(self):
-        with self.transactions.begin() as session:
-            return outbox_log.backlog(session, outbox)
 
     @staticmethod
     def _view(session, row):

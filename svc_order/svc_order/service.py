@@ -86,7 +86,8 @@ class OrderService(ServiceBase):
 
     @rpc
     def outbox_backlog(self):
-        return self.orders.outbox_backlog()
+        """Operator call: unpublished events and the age of the oldest."""
+        return self.relay.backlog()
 
     @timer(interval=REDRIVE_INTERVAL_SECONDS)
     def redrive_stuck_orders(self):

@@ -129,9 +129,6 @@ class PaymentStore:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})
         return payment_view(row)
 
-    def outbox_backlog(self):
-        with self.transactions.begin() as session:
-            return outbox_log.backlog(session, outbox)
 
     @staticmethod
     def _lock(session, order_id):

@@ -1,5 +1,5 @@
 """The payments database and the payment state machine."""
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, false, func
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, Text, false, func
 
 from shop_common.inbox import inbox_table
 from shop_common.outbox import outbox_table

@@ -50,7 +50,8 @@ class PaymentService(ServiceBase):
 
     @rpc
     def outbox_backlog(self):
-        return self.payments.outbox_backlog()
+        """Operator call: unpublished events and the age of the oldest."""
+        return self.relay.backlog()
 
     def _refund(self, payment):
         refund_id = self.provider.refund(payment)

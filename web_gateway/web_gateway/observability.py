@@ -25,18 +25,18 @@ def instrument(app):
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
-        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        g.route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
         span = trace.get_current_span()
-        span.update_name(f"{request.method} {route}")
-        span.set_attribute("http.route", route)
+        span.update_name(f"{request.method} {g.route}")
+        span.set_attribute("http.route", g.route)
         # Gateway threads serve request after request: always set, so no id outlives its request.
         set_order_id((request.view_args or {}).get("order_id"))
 
     if METRICS_ENABLED:
         @app.after_request
         def record(response):
-            route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
-            HTTP_DURATION.labels(route, request.method, str(response.status_code)).observe(
+            # g.route is missing only when a before_request hook failed before setting it.
+            HTTP_DURATION.labels(g.get("route", UNMATCHED_ROUTE), request.method, str(response.status_code)).observe(
                 time.perf_counter() - g.get("started", time.perf_counter()))
             return response
 
