@@ -144,3 +144,26 @@ def stripe_client(shop):
     import stripe
 
     return stripe.StripeClient("sk_test_localstripe", base_addresses={"api": shop.env["STRIPE_API_BASE"]})
+
+
+@pytest.fixture(scope="session")
+def wait_for_rpc():
+    """Poll an operator RPC until ``done(value)``; "not found yet" counts as not done.
+
+    Returns the last value (None if it was never found) when done or at the timeout.
+    """
+    from nameko.exceptions import RemoteError
+
+    def wait(fetch, done, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = fetch()
+            except RemoteError as exc:
+                assert exc.exc_type.endswith("NotFound"), exc
+                value = None
+            if (value is not None and done(value)) or time.monotonic() > deadline:
+                return value
+            time.sleep(0.1)
+
+    return wait

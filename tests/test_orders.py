@@ -1,9 +1,7 @@
 """Placing orders and their outcomes, end to end through Kafka and localstripe."""
-import time
 import uuid
 
 import pytest
-from nameko.exceptions import RemoteError
 
 
 def test_paid_order(shopper, admin, rpc):
@@ -32,14 +30,14 @@ def test_paid_order(shopper, admin, rpc):
     assert rpc.order_service.get_order_with_history(order["id"])["order"]["shipping_address"]["city"] == "Springfield"
 
 
-def test_declined_order_restores_stock(shopper, admin, rpc):
+def test_declined_order_restores_stock(shopper, admin, rpc, wait_for_rpc):
     product = admin.create_product(admin, stock=4)
     order = shopper.place_order(product["id"], quantity=3, payment_method="pm_card_chargeCustomerFail").json()
     final = shopper.wait_for_final(order["id"])
     assert final["status"] == "PAYMENT_FAILED"
     assert "another payment method" in final["message"]
     assert rpc.payment_service.get_payment(order["id"])["status"] == "FAILED"
-    reservation = _wait_for(lambda: rpc.inventory_service.get_reservation(order["id"]),
+    reservation = wait_for_rpc(lambda: rpc.inventory_service.get_reservation(order["id"]),
                             lambda r: r["state"] in ("RESTORED", "VOIDED"))
     assert reservation["state"] in ("RESTORED", "VOIDED")
     assert shopper.stock(product["id"]) == 4
@@ -114,16 +112,3 @@ def test_list_orders_newest_first(shopper, admin):
     listed = [order["id"] for order in shopper.get("/orders").json()["items"]]
     assert listed == list(reversed(ids))
 
-
-def _wait_for(fetch, done, timeout=20):
-    """Poll an operator RPC until ``done``; "not found yet" counts as not done."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = fetch()
-        except RemoteError as exc:
-            assert exc.exc_type.endswith("NotFound"), exc
-            value = None
-        if (value is not None and done(value)) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)

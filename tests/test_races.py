@@ -1,24 +1,19 @@
 """Concurrency: many orders for little stock, and stock running out after the check."""
-import time
-
 import eventlet
-from nameko.exceptions import RemoteError
+import pytest
 
 
-def _wait_for_payment(rpc, order_id, statuses, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            payment = rpc.payment_service.get_payment(order_id)
-        except RemoteError as exc:  # not recorded yet
-            assert exc.exc_type == "PaymentNotFound"
-            payment = {"status": None}
-        if payment["status"] in statuses or time.monotonic() > deadline:
-            return payment
-        time.sleep(0.1)
+@pytest.fixture
+def wait_for_payment(rpc, wait_for_rpc):
+    def wait(order_id, statuses, timeout=30):
+        payment = wait_for_rpc(lambda: rpc.payment_service.get_payment(order_id),
+                               lambda found: found["status"] in statuses, timeout)
+        return payment or {"status": None}
+    return wait
 
 
-def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, api, admin, rpc, stripe_client):
+def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, api, admin, stripe_client,
+                                                                       wait_for_payment):
     product = admin.create_product(admin, stock=1)
     first, _ = api.new_shopper()
     second, _ = api.new_shopper()
@@ -29,7 +24,7 @@ def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, ap
         assert order_a["status"] == order_b["status"] == "PENDING"
         # Payment charges both while Inventory is away.
         for order in (order_a, order_b):
-            assert _wait_for_payment(rpc, order["id"], ("SUCCEEDED",))["status"] == "SUCCEEDED"
+            assert wait_for_payment(order["id"], ("SUCCEEDED",))["status"] == "SUCCEEDED"
     finally:
         shop.start_process("svc_inventory", held)
 
@@ -41,7 +36,7 @@ def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, ap
         if client.get(f"/orders/{order['id']}").json()["status"] == "CANCELLED")
     assert "refunded" in cancelled_client.get(f"/orders/{cancelled['id']}").json()["message"]
 
-    payment = _wait_for_payment(rpc, cancelled["id"], ("REFUNDED",))
+    payment = wait_for_payment(cancelled["id"], ("REFUNDED",))
     assert payment["status"] == "REFUNDED" and payment["refund_id"]
     refunds = stripe_client.v1.refunds.list(params={"payment_intent": payment["intent_id"]}).data
     assert [refund.id for refund in refunds] == [payment["refund_id"]]
@@ -50,7 +45,7 @@ def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, ap
     assert cancelled_client.get("/users/me/notifications").json()["items"][0]["kind"] == "cancelled"
 
 
-def test_thirty_concurrent_orders_for_ten_units(api, admin, rpc):
+def test_thirty_concurrent_orders_for_ten_units(api, admin, wait_for_payment):
     product = admin.create_product(admin, stock=10)
     shoppers = [api.new_shopper()[0] for _ in range(5)]
 
@@ -71,5 +66,5 @@ def test_thirty_concurrent_orders_for_ten_units(api, admin, rpc):
     assert api.stock(product["id"]) == 0
     for (client, order), status in zip(accepted, statuses):
         if status == "CANCELLED":
-            payment = _wait_for_payment(rpc, order["id"], ("REFUNDED", "VOIDED"))
+            payment = wait_for_payment(order["id"], ("REFUNDED", "VOIDED"))
             assert payment["status"] in ("REFUNDED", "VOIDED")
