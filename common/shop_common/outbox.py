@@ -107,11 +107,12 @@ def backlog(session, table):
 class OutboxPublisher:
     """Publishes one batch of unpublished rows; usable without Nameko."""
 
-    def __init__(self, engine, table, producer, service):
+    def __init__(self, engine, table, producer, service, ack_timeout_seconds=10):
         self.transactions = Transactions(engine)
         self.table = table
         self.producer = producer
         self.service = service
+        self.ack_timeout_seconds = ack_timeout_seconds
 
     def publish_batch(self, limit=BATCH_SIZE):
         table = self.table
@@ -127,9 +128,9 @@ class OutboxPublisher:
             if not rows:
                 return 0
             futures = [self._send(row) for row in rows]
-            self.producer.flush(timeout=10)
+            self.producer.flush(timeout=self.ack_timeout_seconds)
             for future in futures:
-                future.get(timeout=10)  # raises on any failed send: nothing is marked
+                future.get(timeout=self.ack_timeout_seconds)  # raises on any failed send: nothing is marked
             session.execute(
                 update(table).where(table.c.id.in_([row.id for row in rows])).values(published_at=func.now())
             )

@@ -10,16 +10,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ops"))
 from stack import free_port, tansu_binary, wait_for_port  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def broker():
+def start_tansu():
+    """A broker of our own on a free port: (process, "127.0.0.1:port")."""
     port = free_port()
     process = subprocess.Popen(
         [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
          "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, 20, "tansu")
-    yield f"127.0.0.1:{port}"
+    return process, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def broker():
+    process, address = start_tansu()
+    yield address
     process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def own_broker():
+    """A broker this test alone uses, so it may freeze or kill it: (process, address)."""
+    process, address = start_tansu()
+    yield process, address
+    process.kill()
     process.wait(10)
 
 

@@ -1,5 +1,6 @@
 """The outbox publisher against real PostgreSQL and a real broker: in order, marked after the ack, never lost."""
 import json
+import signal
 import uuid
 
 import pytest
@@ -98,3 +99,35 @@ def test_the_trace_context_of_the_write_travels_with_the_message(broker, orders_
     traceparent = dict(record.headers)["traceparent"].decode()
     assert traceparent.split("-")[1] == "a" * 32  # same trace; the span is the relay's publish span
     assert current_carrier() == {}  # nothing leaked into the test's own context
+
+
+def test_rows_queued_but_never_acknowledged_stay_unpublished(own_broker, transactions, table):
+    """The producer accepts the sends (metadata is warm, ``send`` returns futures) but the
+    broker is frozen before it answers: the relay must wait for the acknowledgement, time
+    out, and mark nothing. Once the broker answers again, the same rows go out and are marked."""
+    process, address = own_broker
+    admin = KafkaAdminClient(bootstrap_servers=address)
+    admin.create_topics([NewTopic(events.ORDERS_TOPIC, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=address, acks="all", request_timeout_ms=1000, retries=0)
+    producer.send(events.ORDERS_TOPIC, value=b"warm-up").get(timeout=10)  # metadata cached: sends just queue
+    publisher = OutboxPublisher(transactions.engine, table, producer, "test", ack_timeout_seconds=2)
+    drain(publisher)  # rows other tests left behind are not this test's business
+    order_id, event_ids = stage(transactions, table, 3)
+
+    process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(Exception):
+            publisher.publish_batch()
+        assert unpublished_ids(transactions, table, event_ids) == set(event_ids)
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+    producer.close(timeout=1)
+    producer = KafkaProducer(bootstrap_servers=address, acks="all")
+    drain(OutboxPublisher(transactions.engine, table, producer, "test"))
+    producer.close()
+    assert unpublished_ids(transactions, table, event_ids) == set()
+    delivered = {json.loads(record.value)["event_id"] for record in read_all(address, events.ORDERS_TOPIC)
+                 if record.key == order_id.encode()}
+    assert delivered == set(event_ids)

@@ -3,8 +3,10 @@ import uuid
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from shop_common import events
+from svc_order import events as order_events
 from svc_order.dependencies import OrderStore
 from svc_order.exceptions import OrderNotFound
 from svc_order.models import notifications, outbox
@@ -126,3 +128,31 @@ def test_recent_or_settled_orders_are_not_redriven(store):
     mark_published(store, settled["id"], 120)
     redriven = store.redrive_stuck(60)
     assert recent["id"] not in redriven and settled["id"] not in redriven
+
+
+def test_a_failed_outbox_write_leaves_no_order_behind(store, monkeypatch):
+    """The order, its lines, its history and its OrderCreated row commit together or not at all.
+
+    The outbox insert is made to fail for real: the event reuses the id of an event that is
+    already in the outbox, so PostgreSQL's unique constraint refuses it."""
+    taken, _, _ = place(store)
+    with store.transactions.begin() as session:
+        taken_event_id = session.execute(
+            select(outbox.c.event_id).where(outbox.c.message_key == taken["id"])).scalar_one()
+    real_order_created = order_events.order_created
+
+    def clashing_order_created(*args, **kwargs):
+        return dict(real_order_created(*args, **kwargs), event_id=taken_event_id)
+
+    monkeypatch.setattr(order_events, "order_created", clashing_order_created)
+    user_id = str(uuid.uuid4())
+    with pytest.raises(IntegrityError):
+        place(store, user_id)
+    assert store.list_for_user(user_id) == []
+    with store.transactions.begin() as session:
+        leftovers = session.execute(text(
+            "SELECT (SELECT count(*) FROM orders WHERE user_id = :u) + "
+            "(SELECT count(*) FROM order_items i LEFT JOIN orders o ON o.id = i.order_id WHERE o.id IS NULL) + "
+            "(SELECT count(*) FROM order_history h LEFT JOIN orders o ON o.id = h.order_id WHERE o.id IS NULL)"),
+            {"u": user_id}).scalar_one()
+    assert leftovers == 0
