@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-e2e shell bench prometheus clean
+.PHONY: install run stop ps restart test test-unit test-e2e shell bench prometheus clean
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -17,8 +17,18 @@ $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PAC
 
 install: $(STAMP)
 
-run: install  ## Start the whole shop on local defaults; Ctrl-C stops it.
+run: install  ## Start the whole shop on local defaults (REPLICAS=2 for two of each service); Ctrl-C stops it.
 	$(BIN)/python ops/stack.py run
+
+ps: install  ## Every process of the running shop and its state (supervisorctl status).
+	$(BIN)/python ops/stack.py ctl status
+
+restart: install  ## Restart one component's instances: make restart C=svc_payment
+	@test -n "$(C)" || { echo "usage: make restart C=<component, e.g. svc_payment>"; exit 2; }
+	$(BIN)/python ops/stack.py ctl restart '$(C):*'
+
+stop: install  ## Stop a shop whose `make run` terminal is gone.
+	$(BIN)/python ops/stack.py ctl shutdown
 
 test: install  ## Every test: unit, promtool rule tests, end-to-end against the real stack with Prometheus.
 	ops/bin/ensure-prometheus

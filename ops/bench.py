@@ -80,7 +80,7 @@ def timed(call, expected):
 
 
 def resident_memory_mb(stack):
-    groups = {process.pid for name, process, _, _ in stack.processes if name.startswith(("svc_", "web_"))}
+    groups = {pid for name, pid in stack.pids().items() if name.startswith(("svc_", "web_"))}
     listing = subprocess.run(["ps", "-eo", "pgid=,rss="], capture_output=True, text=True).stdout.split("\n")
     return sum(int(rss) for pgid, rss in (line.split() for line in listing if line.strip())
                if int(pgid) in groups) / 1024

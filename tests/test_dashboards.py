@@ -25,8 +25,8 @@ def prometheus(shop, tmp_path_factory):
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                           for name, port in shop.profile.metrics_ports().items()],
+        # Every instance the stack runs, as `make prometheus` finds them (file_sd, written by ops/stack.py).
+        "scrape_configs": [{"job_name": "shop", "file_sd_configs": [{"files": [str(shop.targets_path)]}]}],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -92,7 +92,7 @@ def wait_for_samples(url, expr, at_least, timeout=60):
         time.sleep(0.5)
 
 
-def test_every_panel_and_rule_works_on_live_metrics(prometheus, api, admin):
+def test_every_panel_and_rule_works_on_live_metrics(prometheus, api, admin, shop):
     # Traffic over several scrapes, so that rates and increases have two samples or more.
     wait_for_samples(prometheus, "up", 2)
     make_traffic(api, admin)
@@ -101,7 +101,11 @@ def test_every_panel_and_rule_works_on_live_metrics(prometheus, api, admin):
     wait_for_samples(prometheus, "shop_payments_total", 4)
 
     targets = query(prometheus, "up")
-    assert len(targets) == 6 and all(t["value"][1] == "1" for t in targets), targets
+    expected = {(group["labels"]["job"], address) for group in json.loads(shop.targets_path.read_text())
+                for address in group["targets"]}
+    assert len(expected) == 1 + 5 * shop.replicas  # the gateway and every instance of each service
+    assert {(t["metric"]["job"], t["metric"]["instance"]) for t in targets} == expected
+    assert all(t["value"][1] == "1" for t in targets), targets
 
     empty = [(dashboard, title, expr) for dashboard, title, expr in panel_queries() if not query(prometheus, expr)]
     assert not empty, f"panels without data: {empty}; scrape durations: {query(prometheus, 'scrape_duration_seconds')}"

@@ -17,16 +17,13 @@ def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, ap
     product = admin.create_product(admin, stock=1)
     first, _ = api.new_shopper()
     second, _ = api.new_shopper()
-    held = shop.stop_process("svc_inventory")  # both orders pass the check: nothing is deducted yet
-    try:
+    with shop.held("svc_inventory"):  # both orders pass the check: nothing is deducted yet
         order_a = first.place_order(product["id"]).json()
         order_b = second.place_order(product["id"]).json()
         assert order_a["status"] == order_b["status"] == "PENDING"
         # Payment charges both while Inventory is away.
         for order in (order_a, order_b):
             assert wait_for_payment(order["id"], ("SUCCEEDED",))["status"] == "SUCCEEDED"
-    finally:
-        shop.start_process("svc_inventory", held)
 
     finals = {first.wait_for_final(order_a["id"], timeout=60)["status"],
               second.wait_for_final(order_b["id"], timeout=60)["status"]}
