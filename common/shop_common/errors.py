@@ -30,6 +30,14 @@ class IllegalTransition(DomainError):
     """A state machine was asked for a move it does not allow."""
 
 
+class TransientError(Exception):
+    """Infrastructure that is away for now (a provider down, a lease held elsewhere).
+
+    Retrying later can succeed, so Kafka handlers raising it are retried
+    without limit, holding only their own partition.
+    """
+
+
 def decode_remote_value(value):
     """Message and details from a RemoteError's ``value`` (see module doc)."""
     try:

@@ -1,22 +1,34 @@
-"""The event envelope every Kafka message of the shop carries.
+"""The events of the shop: the envelope every Kafka message carries, and each payload's shape.
 
 Value: JSON with ``event_id``, ``event_type``, ``event_version``,
 ``occurred_at``, ``order_id`` (where it concerns an order), ``producer`` and
 ``payload``. Key: the order id, so every event of one order lands on one
 partition. Trace context rides in the message headers, not in the value.
+
+Each payload is defined once, here, as a pydantic model per (type, version).
+``new_event`` checks what a producer emits against it and ``decode`` checks
+what a consumer receives, so a malformed or unknown-version event is refused
+at the edge (and dead-lettered) instead of failing deep in a handler.
+Versioning: a new field with a default is a compatible change within a
+version; removing or changing a field means a new version, which consumers
+learn before producers send it.
 """
 import json
 import uuid
 from datetime import datetime, timezone
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ORDER_CREATED = "OrderCreated"
+ORDER_COMPLETED = "OrderCompleted"
 STOCK_UPDATED = "StockUpdated"
 STOCK_UNAVAILABLE = "StockUnavailable"
 STOCK_RESTORED = "StockRestored"
 PAYMENT_SUCCESS = "PaymentSuccess"
 PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
-ORDER_COMPLETED = "OrderCompleted"
+PAYMENT_VOIDED = "PaymentVoided"
 
 ORDERS_TOPIC = "shop.orders"
 INVENTORY_TOPIC = "shop.inventory"
@@ -33,12 +45,112 @@ TOPIC_OF = {
     PAYMENT_SUCCESS: PAYMENTS_TOPIC,
     PAYMENT_FAILED: PAYMENTS_TOPIC,
     PAYMENT_REFUNDED: PAYMENTS_TOPIC,
+    PAYMENT_VOIDED: PAYMENTS_TOPIC,
 }
 ALL_TOPICS = (ORDERS_TOPIC, INVENTORY_TOPIC, PAYMENTS_TOPIC, DEAD_LETTER_TOPIC)
 
+OrderId = Field(min_length=1, max_length=36)
+ProductId = Field(min_length=1, max_length=64)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    order_id: str = OrderId
+
+
+class OrderLine(BaseModel):
+    product_id: str = ProductId
+    quantity: int = Field(ge=1, le=1000)
+    unit_price_cents: int = Field(ge=0)
+
+
+class OrderCreatedV1(_Payload):
+    user_id: str = Field(min_length=1, max_length=36)
+    items: list[OrderLine] = Field(min_length=1, max_length=50)
+    total_cents: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    payment_method: str = Field(min_length=1, max_length=100)
+
+
+class OrderCompletedV1(_Payload):
+    """The Order service's final word; Inventory and Payment compensate a non-PAID one."""
+
+    user_id: str = Field(min_length=1, max_length=36)
+    status: Literal["PAID", "PAYMENT_FAILED", "CANCELLED"]
+    reason: Optional[str] = Field(default=None, max_length=200)
+
+
+class StockLine(BaseModel):
+    product_id: str = ProductId
+    quantity: int = Field(ge=1)
+    stock: int = Field(ge=0)
+
+
+class StockUpdatedV1(_Payload):
+    items: list[StockLine] = Field(min_length=1)
+
+
+class StockUnavailableV1(_Payload):
+    product_id: str = ProductId
+    requested: int = Field(ge=1)
+
+
+class StockRestoredV1(_Payload):
+    """The order holds no stock any more; ``items`` is what was given back (maybe nothing)."""
+
+    items: list[StockLine]
+
+
+class PaymentSuccessV1(_Payload):
+    amount: str
+    currency: str = Field(min_length=3, max_length=3)
+    payment_intent: str = Field(min_length=1, max_length=100)
+
+
+class PaymentFailedV1(_Payload):
+    failure_code: str = Field(max_length=100)
+    failure_message: Optional[str] = Field(default=None, max_length=1000)
+
+
+class PaymentRefundedV1(_Payload):
+    refund_id: str = Field(min_length=1, max_length=100)
+    amount: str
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class PaymentVoidedV1(_Payload):
+    """No money was taken for the order, and none will be."""
+
+
+PAYLOADS = {
+    (ORDER_CREATED, 1): OrderCreatedV1,
+    (ORDER_COMPLETED, 1): OrderCompletedV1,
+    (STOCK_UPDATED, 1): StockUpdatedV1,
+    (STOCK_UNAVAILABLE, 1): StockUnavailableV1,
+    (STOCK_RESTORED, 1): StockRestoredV1,
+    (PAYMENT_SUCCESS, 1): PaymentSuccessV1,
+    (PAYMENT_FAILED, 1): PaymentFailedV1,
+    (PAYMENT_REFUNDED, 1): PaymentRefundedV1,
+    (PAYMENT_VOIDED, 1): PaymentVoidedV1,
+}
+KNOWN_TYPES = {event_type for event_type, _ in PAYLOADS}
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: str = Field(min_length=1, max_length=64)
+    event_type: str = Field(min_length=1, max_length=64)
+    event_version: int = Field(ge=1)
+    occurred_at: datetime
+    order_id: Optional[str] = Field(default=None, min_length=1, max_length=36)
+    producer: Optional[str] = Field(default=None, max_length=100)
+    payload: dict
+
 
 class MalformedEvent(ValueError):
-    """A message value that is not a valid envelope."""
+    """A message value that is not a valid envelope, or whose payload breaks its contract."""
 
 
 def now_iso():
@@ -46,7 +158,7 @@ def now_iso():
 
 
 def new_event(event_type, payload, order_id=None, producer=None, version=1):
-    return {
+    event = {
         "event_id": str(uuid.uuid4()),
         "event_type": event_type,
         "event_version": version,
@@ -55,6 +167,32 @@ def new_event(event_type, payload, order_id=None, producer=None, version=1):
         "producer": producer,
         "payload": payload,
     }
+    return validate(event)
+
+
+def validate(event):
+    """The event with its payload checked against its contract; raises MalformedEvent."""
+    try:
+        envelope = Envelope.model_validate(event)
+    except ValidationError as exc:
+        raise MalformedEvent(f"invalid envelope: {_summary(exc)}")
+    model = PAYLOADS.get((envelope.event_type, envelope.event_version))
+    if model is None:
+        if envelope.event_type in KNOWN_TYPES:
+            raise MalformedEvent(f"unknown version {envelope.event_version} of {envelope.event_type}")
+        return event  # not one of ours (no handler will want it): the envelope is all we check
+    try:
+        payload = model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise MalformedEvent(f"invalid {envelope.event_type} payload: {_summary(exc)}")
+    if envelope.order_id != payload.order_id:
+        raise MalformedEvent("the envelope's order_id differs from the payload's")
+    return dict(event, payload=payload.model_dump(mode="json"))
+
+
+def _summary(exc):
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+                     for error in exc.errors()[:5])
 
 
 def encode(event):
@@ -66,9 +204,6 @@ def decode(raw):
         event = json.loads(raw)
     except (TypeError, ValueError) as exc:
         raise MalformedEvent(f"not JSON: {exc}")
-    required = ("event_id", "event_type", "event_version", "occurred_at", "payload")
-    if not isinstance(event, dict) or any(key not in event for key in required):
-        raise MalformedEvent("missing envelope fields")
-    if not isinstance(event["payload"], dict):
-        raise MalformedEvent("payload is not an object")
-    return event
+    if not isinstance(event, dict):
+        raise MalformedEvent("not a JSON object")
+    return validate(event)

@@ -4,12 +4,12 @@ A handler claims the event id in the same transaction as its effect; a second
 delivery finds the claim and does nothing. Rolled back effect, rolled back
 claim: the redelivery then applies it.
 """
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, func
 from sqlalchemy.dialects.postgresql import insert
 
 
 def inbox_table(metadata: MetaData):
-    return Table(
+    table = Table(
         "inbox",
         metadata,
         Column("event_id", String(64), primary_key=True),
@@ -17,6 +17,8 @@ def inbox_table(metadata: MetaData):
         Column("event_type", String(64), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+    Index("ix_inbox_processed_at", table.c.processed_at)  # pruning (shop_common.outbox.OutboxRelay.prune)
+    return table
 
 
 def claim(session, table, event, consumer):

@@ -1,32 +1,60 @@
 """Kafka for Nameko: a producer factory and the ``kafka_event`` entrypoint.
 
-Delivery is at least once. The consumer commits a partition's offset only
-after every handler for the records before it has finished, so a crash
-redelivers; handlers make redelivery harmless with the inbox
-(``shop_common.inbox``). A handler that raises a ``DomainError`` or gets a
-malformed message cannot succeed on retry, so that message goes to the dead
-letter topic; any other error (database down, timeout) is retried with
-backoff and holds its partition until it succeeds, which consumer lag shows.
+Delivery is at least once: a partition's offset is committed only after the
+handlers of every record before it have finished, so a crash redelivers, and
+handlers make redelivery harmless with the inbox (``shop_common.inbox``).
+
+One consumer-group member per service process polls in one greenthread.
+Each partition's records are handled in order by a worker greenthread of
+their own while that partition is paused; the poller keeps polling (group
+heartbeats, the other partitions, lag), commits a partition when its worker
+is done and resumes it. So a handler that keeps failing stalls only its own
+partition, and the consumer never misses ``max_poll_interval``.
+
+What happens to a record, by what its handler does:
+  - returns: done.
+  - the message breaks its contract (``events.MalformedEvent``) or the
+    handler raises a ``DomainError``: it cannot succeed, so it goes to the
+    dead-letter topic at once, with the reason in its headers.
+  - raises a ``TransientError`` or the infrastructure is away (database,
+    Redis, network): retried with backoff, without limit.
+  - raises anything else: retried ``MAX_ATTEMPTS`` times, then dead-lettered.
+A dead letter that cannot be sent is retried too; the record stays
+uncommitted until it is.
 """
+import contextlib
+import json
 import logging
 import time
+from functools import partial
 
 import eventlet
 from eventlet.event import Event
-from kafka import KafkaConsumer, KafkaProducer
+from eventlet.queue import Empty, LightQueue
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from nameko import config
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
-from shop_common import events
-from shop_common.errors import DomainError
+from shop_common import events, faults
+from shop_common.errors import DomainError, TransientError
 from shop_common.metrics import KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_MAX = 5.0
-LAG_REFRESH_SECONDS = 2.0
+MAX_ATTEMPTS = 5  # for errors that are neither transient nor domain errors (bugs, bad data)
+RETRY_BACKOFF_MAX = 10.0
+LAG_REFRESH_SECONDS = 5.0
+REVOKE_WAIT_SECONDS = 10.0  # how long a rebalance waits for in-flight records to finish
+STOP_WAIT_SECONDS = 30.0
+
+TRANSIENT = (TransientError, OperationalError, InterfaceError, DisconnectionError, RedisConnectionError,
+             RedisTimeoutError, KafkaError, ConnectionError, TimeoutError, OSError)
 
 
 def kafka_settings():
@@ -34,14 +62,17 @@ def kafka_settings():
 
 
 def make_producer(bootstrap_servers):
-    # acks=all and one request in flight keep per-partition order through retries.
+    # acks=all and idempotence keep per-partition order through retries. A send is
+    # given up after 10 s (not kafka-python's 120 s), so a caller that retries
+    # after a failure never has older copies of the same message still in flight.
     return KafkaProducer(
         bootstrap_servers=bootstrap_servers,
         acks="all",
-        retries=10,
         linger_ms=2,
         max_in_flight_requests_per_connection=1,
-        request_timeout_ms=10000,
+        request_timeout_ms=5000,
+        delivery_timeout_ms=10000,
+        max_block_ms=5000,
     )
 
 
@@ -55,7 +86,7 @@ def make_consumer(bootstrap_servers, group_id, **overrides):
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
         max_poll_records=100,
-        max_poll_interval_ms=300000,
+        max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
     )
     settings.update(overrides)
     return KafkaConsumer(**settings)
@@ -65,8 +96,31 @@ def headers_to_dict(headers):
     return {key: value.decode("utf-8", "replace") for key, value in (headers or []) if value is not None}
 
 
-class _StopRetrying(Exception):
-    """The service is stopping while a handler is failing: leave the record for redelivery."""
+def backoff(attempt):
+    return min(0.2 * 2 ** (attempt - 1), RETRY_BACKOFF_MAX)
+
+
+class _Abandoned(Exception):
+    """The record's partition was taken away or the service is stopping: leave it for redelivery."""
+
+
+class _Claim:
+    """One worker's hold on a partition; ``cancelled`` tells it to let go."""
+
+    def __init__(self, tp):
+        self.tp = tp
+        self.cancelled = False
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner):
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked):
+        self.owner.partitions_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned):
+        self.owner.partitions_assigned(assigned)
 
 
 class KafkaEventConsumer(SharedExtension, ProviderCollector):
@@ -76,26 +130,31 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         super().__init__()
         self._consumer = None
         self._dead_letters = None
+        self._servers = None
         self._running = False
         self._loop_exited = Event()
+        self._in_flight = {}  # TopicPartition -> _Claim
+        self._finished = LightQueue()  # (claim, next offset) from workers
+        self._committed = {}  # TopicPartition -> the offset this member committed or found
         self._lag_recorded_at = 0.0
 
+    # -- lifecycle ---------------------------------------------------------
     def setup(self):
         settings = kafka_settings()
-        servers = settings.get("bootstrap_servers", "127.0.0.1:9092")
+        self._servers = settings.get("bootstrap_servers", "127.0.0.1:9092")
         # Clients are created in setup(): start() runs concurrently with other
         # extensions and kafka-python's connect there races the hub.
-        self._consumer = make_consumer(servers, settings.get("group_id") or self.container.service_name)
-        self._dead_letters = make_producer(servers)
+        self._consumer = make_consumer(self._servers, settings.get("group_id") or self.container.service_name)
+        self._dead_letters = make_producer(self._servers)
 
     def start(self):
         topics = sorted({provider.topic for provider in self._providers})
-        self._consumer.subscribe(topics)
+        self._consumer.subscribe(topics, listener=_Rebalance(self))
         self._running = True
         self.container.spawn_managed_thread(self._run, identifier="kafka_event_consumer")
 
     def stop_consuming(self):
-        """Finish the batch in hand, commit it, and poll no more."""
+        """Let the records in hand finish, commit them, and poll no more."""
         if self._running:
             self._running = False
             self._loop_exited.wait()
@@ -107,6 +166,8 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
 
     def kill(self):
         self._running = False
+        for claim in self._in_flight.values():
+            claim.cancelled = True
         self._close()
 
     def _close(self):
@@ -120,6 +181,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._dead_letters.close(timeout=5)
             self._dead_letters = None
 
+    # -- the poller (the only greenthread that touches the consumer) --------
     def _run(self):
         try:
             while self._running:
@@ -128,83 +190,138 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                 except ContainerBeingKilled:
                     raise
                 except Exception:
-                    # A failed commit (rebalance) or dead-letter send: nothing past the last
-                    # commit is acknowledged, so those records come again and the inbox skips them.
-                    log.exception("Kafka consumer loop error; resuming from the last committed offsets")
-                    self._rewind()
+                    log.exception("Kafka consumer loop error; polling again")
                     eventlet.sleep(1.0)
+            self._finish_in_flight(STOP_WAIT_SECONDS)
         except ContainerBeingKilled:
             log.info("container is being killed; uncommitted records will be redelivered")
         finally:
             self._loop_exited.send(None)
 
     def _poll_once(self):
-        batches = self._consumer.poll(timeout_ms=500)
-        self._record_lag()
-        if not batches:
-            return
-        pool = eventlet.GreenPool(len(batches))
-        done = list(pool.imap(self._process_partition, batches.values()))
-        offsets = {
-            tp: OffsetAndMetadata(last.offset + 1, "", -1)
-            for tp, last in zip(batches.keys(), done)
-            if last is not None
-        }
-        if offsets:
-            self._consumer.commit(offsets)
+        batches = self._consumer.poll(timeout_ms=200)
+        for tp, records in batches.items():
+            self._consumer.pause(tp)
+            claim = self._in_flight[tp] = _Claim(tp)
+            self.container.spawn_managed_thread(partial(self._work, claim, records),
+                                                identifier=f"kafka_partition[{tp.topic}:{tp.partition}]")
+        self._settle(self._drain_finished())
+        if time.monotonic() - self._lag_recorded_at >= LAG_REFRESH_SECONDS:
+            self._lag_recorded_at = time.monotonic()
+            self._record_lag()
 
-    def _rewind(self):
-        """Seek every assigned partition back to its committed offset."""
+    def _drain_finished(self, timeout=None):
+        finished = []
         try:
-            for tp in self._consumer.assignment():
-                committed = self._consumer.committed(tp)
-                if committed is None:
-                    self._consumer.seek_to_beginning(tp)
-                else:
-                    self._consumer.seek(tp, committed)
-        except Exception:
-            log.exception("could not rewind; the next rebalance will")
+            finished.append(self._finished.get(timeout=timeout) if timeout else self._finished.get_nowait())
+            while True:
+                finished.append(self._finished.get_nowait())
+        except Empty:
+            pass
+        return finished
+
+    def _settle(self, finished, resume=True):
+        """Commit what the workers finished; give their partitions back to the poller."""
+        offsets = {}
+        for claim, next_offset in finished:
+            if self._in_flight.get(claim.tp) is not claim:
+                continue  # revoked meanwhile: another member owns it now
+            del self._in_flight[claim.tp]
+            if next_offset is not None and next_offset != self._committed.get(claim.tp):
+                offsets[claim.tp] = OffsetAndMetadata(next_offset, "", -1)
+            if resume:
+                if next_offset is not None:
+                    self._consumer.seek(claim.tp, next_offset)  # whatever was not handled comes again
+                self._consumer.resume(claim.tp)
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # A rebalance took the partitions: their next owner handles these records again (inbox).
+            log.warning("commit failed, records will be redelivered: %r", exc)
+            return
+        for tp, offset in offsets.items():
+            self._committed[tp] = offset.offset
+
+    def _finish_in_flight(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self._in_flight and time.monotonic() < deadline:
+            self._settle(self._drain_finished(timeout=min(0.5, deadline - time.monotonic())), resume=False)
+        for claim in self._in_flight.values():
+            claim.cancelled = True
+
+    def partitions_revoked(self, revoked):
+        """Called inside poll(): let in-flight records finish (bounded) and commit them before letting go."""
+        mine = [tp for tp in revoked if tp in self._in_flight]
+        for tp in mine:
+            self._in_flight[tp].cancelled = True  # no next record, no further retries
+        deadline = time.monotonic() + REVOKE_WAIT_SECONDS
+        while any(tp in self._in_flight for tp in mine) and time.monotonic() < deadline:
+            self._settle(self._drain_finished(timeout=min(0.5, deadline - time.monotonic())), resume=False)
+        for tp in revoked:
+            self._in_flight.pop(tp, None)
+            self._committed.pop(tp, None)
+            with contextlib.suppress(KeyError):  # another member reports this partition's lag now
+                KAFKA_CONSUMER_LAG.remove(self.container.service_name, tp.topic, str(tp.partition))
+
+    def partitions_assigned(self, assigned):
+        for tp in assigned:
+            self._committed.pop(tp, None)  # read from the group when lag is next recorded
 
     def _record_lag(self):
-        now = time.monotonic()
-        if now - self._lag_recorded_at < LAG_REFRESH_SECONDS:
+        """Lag = the partition's end offset minus the offset committed for it."""
+        assigned = list(self._consumer.assignment())
+        if not assigned:
             return
-        self._lag_recorded_at = now
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is None:
-                continue  # no fetch response for this partition yet
-            lag = max(highwater - self._consumer.position(tp), 0)
-            KAFKA_CONSUMER_LAG.labels(self.container.service_name, tp.topic, str(tp.partition)).set(lag)
+        try:
+            ends = self._consumer.end_offsets(assigned, timeout_ms=2000)
+        except Exception as exc:  # broker away: keep the last figures
+            log.debug("end offsets unavailable: %r", exc)
+            return
+        for tp in assigned:
+            # The fetch's high watermark as well: Tansu's ListOffsets can answer low.
+            known = [offset for offset in (ends.get(tp), self._consumer.highwater(tp)) if offset is not None]
+            if not known:
+                continue
+            end = max(known)
+            committed = self._committed.get(tp)
+            if committed is None:
+                try:
+                    committed = self._consumer.committed(tp, timeout_ms=2000) or 0
+                except Exception:
+                    continue
+                self._committed[tp] = committed
+            KAFKA_CONSUMER_LAG.labels(self.container.service_name, tp.topic, str(tp.partition)).set(
+                max(end - committed, 0))
 
-    def _process_partition(self, records):
-        """Handle records in order; return the last one fully handled."""
-        last = None
-        for record in records:
-            if not self._running and last is not None:
-                break
-            try:
-                self._process_record(record)
-            except _StopRetrying:
-                break  # stopping: this record stays uncommitted and comes again
-            last = record
-        return last
+    # -- workers (one per partition with records in hand) ------------------
+    def _work(self, claim, records):
+        next_offset = None
+        try:
+            for record in records:
+                if claim.cancelled or not self._running:
+                    break
+                try:
+                    self._process_record(claim, record)
+                except _Abandoned:
+                    break
+                next_offset = record.offset + 1
+        finally:
+            self._finished.put((claim, next_offset))
 
-    def _process_record(self, record):
+    def _process_record(self, claim, record):
         headers = headers_to_dict(record.headers)
         try:
             event = events.decode(record.value)
         except events.MalformedEvent as exc:
-            self._dead_letter(record, headers, "malformed", str(exc))
+            self._dead_letter(claim, record, headers, None, "malformed", str(exc))
             return
-        handlers = [
-            provider for provider in self._providers
-            if provider.topic == record.topic and provider.event_type == event["event_type"]
-        ]
-        for handler in handlers:
-            self._handle_with_retry(handler, event, headers, record)
+        for handler in list(self._providers):  # a snapshot: stopping entrypoints unregister themselves
+            if handler.topic == record.topic and handler.event_type == event["event_type"]:
+                self._handle(claim, handler, event, headers, record)
 
-    def _handle_with_retry(self, handler, event, headers, record):
+    def _handle(self, claim, handler, event, headers, record):
         attempt = 0
         while True:
             attempt += 1
@@ -218,33 +335,74 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                 raise
             except DomainError as exc:
                 outcome = "dead_letter"
-                self._dead_letter(record, headers, handler.method_name, str(exc))
+                self._dead_letter(claim, record, headers, event, handler.method_name, str(exc))
                 return
             except Exception as exc:
-                if not self._running:
-                    raise _StopRetrying() from exc
-                delay = min(0.2 * 2 ** (attempt - 1), RETRY_BACKOFF_MAX)
+                transient = isinstance(exc, TRANSIENT)
+                if not transient and attempt >= MAX_ATTEMPTS:
+                    outcome = "dead_letter"
+                    self._dead_letter(claim, record, headers, event, handler.method_name,
+                                      f"failed {attempt} times: {exc!r}")
+                    return
+                if claim.cancelled or not self._running:
+                    raise _Abandoned() from exc
                 log.warning(
-                    "handler %s failed on %s %s (attempt %d), retrying in %.1fs: %r",
-                    handler.method_name, event["event_type"], event["event_id"], attempt, delay, exc,
+                    "handler %s failed on %s %s (attempt %d%s), retrying in %.1fs: %r",
+                    handler.method_name, event["event_type"], event["event_id"], attempt,
+                    "" if transient else f" of {MAX_ATTEMPTS}", backoff(attempt), exc,
                     extra={"order_id": event.get("order_id")},
                 )
-                eventlet.sleep(delay)
+                self._sleep_unless_cancelled(claim, backoff(attempt))
             finally:
                 KAFKA_HANDLE_DURATION.labels(
                     self.container.service_name, record.topic, event["event_type"], outcome,
                 ).observe(time.perf_counter() - started)
 
-    def _dead_letter(self, record, headers, reason, error):
-        log.error("dead-lettering %s[%d]@%d: %s %s", record.topic, record.partition, record.offset, reason, error)
-        dead_headers = [(k, v.encode()) for k, v in headers.items()] + [
+    def _sleep_unless_cancelled(self, claim, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if claim.cancelled or not self._running:
+                raise _Abandoned()
+            eventlet.sleep(min(0.2, deadline - time.monotonic()))
+
+    def _dead_letter(self, claim, record, headers, event, reason, error):
+        order_id = event.get("order_id") if event else _order_id_of(record.value)
+        event_id = event.get("event_id") if event else None
+        log.error("dead-lettering %s[%d]@%d (event %s): %s: %s", record.topic, record.partition, record.offset,
+                  event_id, reason, error, extra={"order_id": order_id})
+        dead_headers = [(key, value.encode()) for key, value in headers.items() if not key.startswith("x-")] + [
             ("x-original-topic", record.topic.encode()),
+            ("x-original-partition", str(record.partition).encode()),
+            ("x-original-offset", str(record.offset).encode()),
             ("x-error", f"{reason}: {error}"[:1000].encode()),
             ("x-consumer", self.container.service_name.encode()),
-        ]
-        self._dead_letters.send(
-            events.DEAD_LETTER_TOPIC, key=record.key, value=record.value, headers=dead_headers
-        ).get(timeout=10)
+            ("x-dead-lettered-at", events.now_iso().encode()),
+        ] + ([("x-order-id", order_id.encode())] if order_id else []) \
+          + ([("x-event-id", event_id.encode())] if event_id else [])
+        attempt = 0
+        while True:
+            attempt += 1
+            producer = None
+            try:
+                producer = self._dead_letters = self._dead_letters or make_producer(self._servers)
+                producer.send(events.DEAD_LETTER_TOPIC, key=record.key, value=record.value,
+                              headers=dead_headers).get(timeout=15)
+                return
+            except Exception as exc:
+                log.warning("dead letter not sent (attempt %d): %r", attempt, exc)
+                if producer is not None and producer is self._dead_letters:
+                    # A fresh producer next time: kafka-python's idempotent one may stay failed after a broker error.
+                    self._dead_letters = None
+                    producer.close(timeout=0)
+                self._sleep_unless_cancelled(claim, backoff(attempt))
+
+
+def _order_id_of(raw):
+    try:
+        order_id = json.loads(raw).get("order_id")
+        return order_id if isinstance(order_id, str) and len(order_id) <= 64 else None
+    except Exception:
+        return None
 
 
 class KafkaEventHandler(Entrypoint):
@@ -269,6 +427,7 @@ class KafkaEventHandler(Entrypoint):
         self.consumer.unregister_provider(self)
 
     def handle(self, event, headers):
+        faults.raise_if_rolled("kafka_handler_failure_rate", service=self.container.service_name)
         finished = Event()
 
         def handle_result(worker_ctx, result, exc_info):

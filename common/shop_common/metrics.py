@@ -38,7 +38,8 @@ KAFKA_HANDLE_DURATION = Histogram(
     "shop_kafka_handle_duration_seconds", "Kafka handler processing time by outcome (ok, retry, dead_letter).",
     ["service", "topic", "event_type", "outcome"], buckets=LATENCY_BUCKETS)
 KAFKA_CONSUMER_LAG = Gauge(
-    "shop_kafka_consumer_lag", "Messages behind the partition's high watermark.", ["service", "topic", "partition"])
+    "shop_kafka_consumer_lag", "Messages between the partition's end and the offset committed for it.",
+    ["service", "topic", "partition"])
 OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows not yet published to Kafka.", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "shop_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 when none).", ["service"])
@@ -57,6 +58,9 @@ ORDERS_PENDING_OLDEST_AGE = Gauge(
     "shop_orders_pending_oldest_age_seconds", "Age of the oldest PENDING order (0 when none).")
 PAYMENTS = Counter("shop_payments_total", "Payment outcomes (succeeded, failed, refunded).", ["outcome"])
 STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored).", ["change"])
+FAULT_FLAG = Gauge(
+    "shop_fault_flag", "Value of each fault-injection flag in this process (0 = off).", ["flag"],
+    multiprocess_mode="max")
 BUILD_INFO = Gauge("shop_build_info", "Version of the running component (always 1).", ["service", "version"],
                    multiprocess_mode="max")
 

@@ -5,7 +5,7 @@ metadata and version table; the URL comes from the service's config.yaml
 (``DATABASE_URL``, env overrides applied) unless alembic is given one.
 """
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from shop_common.config import load_config
 
@@ -25,6 +25,8 @@ def run_migrations(metadata, version_table, config_path):
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, version_table=version_table)
         with context.begin_transaction():
+            # Two instances starting at once migrate one after the other, never side by side.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": version_table})
             context.run_migrations()
     engine.dispose()
 
@@ -58,3 +60,17 @@ def create_messaging_tables():
         sa.Column("event_type", sa.String(64), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+
+
+def index_messaging_tables():
+    """Indexes for looking up an order's outbox rows and for pruning both tables (migration 0003).
+
+    Frozen, like ``create_messaging_tables``.
+    """
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_index("ix_outbox_message_key", "outbox", ["message_key"])
+    op.create_index("ix_outbox_published_at", "outbox", ["published_at"],
+                    postgresql_where=sa.text("published_at IS NOT NULL"))
+    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])

@@ -5,8 +5,9 @@ from shop_common.errors import ValidationError
 
 # Digits, then at most two decimals: no exponents, signs, spaces or NaN.
 AMOUNT = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$")
-# Stripe's largest charge for two-decimal currencies is 999,999.99.
+# Stripe's largest charge for two-decimal currencies is 999,999.99, its smallest 0.50.
 MAX_CENTS = 99_999_999
+MIN_CHARGE_CENTS = 50
 
 
 def format_cents(cents):

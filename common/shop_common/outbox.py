@@ -2,11 +2,19 @@
 
 A service writes its state change and the event in one database transaction
 (``add``); ``OutboxRelay`` publishes committed rows to Kafka in id order and
-marks them published. A crash between publish and mark republishes, which
-consumers absorb through their inbox: at least once, never lost, even though
-the local broker keeps nothing on disk.
+marks them published once the broker has acknowledged them. A crash between
+publish and mark republishes, which consumers absorb through their inbox: at
+least once, never lost, even though the local broker keeps nothing on disk.
+
+With several instances of a service, every instance runs a relay, but a
+batch is published under a PostgreSQL advisory lock held for its
+transaction: one relay at a time, so an order's events keep their order, and
+whichever instance is alive takes over at once. Published rows and old inbox
+rows are pruned after ``SHOP_MESSAGE_RETENTION_SECONDS`` (a week by default,
+far longer than any order stays open, so a redrive always finds its rows).
 """
 import logging
+import os
 import select
 import time
 from datetime import datetime, timezone
@@ -21,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_common import events
+from shop_common import events, faults
 from shop_common.db import Transactions, make_engine
 from shop_common.kafka import kafka_settings, make_producer
 from shop_common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
@@ -35,6 +43,13 @@ NOTIFY_CHANNEL = "shop_outbox"
 BATCH_SIZE = 200
 IDLE_POLL_SECONDS = 1.0
 BACKLOG_REFRESH_SECONDS = 5.0
+# Longer than the producer's own delivery timeout (shop_common.kafka.make_producer):
+# a send has failed for good before the relay gives up on it and tries again.
+ACK_TIMEOUT_SECONDS = 12.0
+RETRY_BACKOFF_MAX = 30.0
+PRUNE_INTERVAL_SECONDS = 600.0
+PRUNE_BATCH = 1000
+RETENTION_SECONDS = int(os.environ.get("SHOP_MESSAGE_RETENTION_SECONDS", 7 * 24 * 3600))
 
 
 def outbox_table(metadata: MetaData):
@@ -52,6 +67,8 @@ def outbox_table(metadata: MetaData):
         Column("published_at", DateTime(timezone=True)),
     )
     Index("ix_outbox_unpublished", table.c.id, postgresql_where=table.c.published_at.is_(None))
+    Index("ix_outbox_message_key", table.c.message_key)
+    Index("ix_outbox_published_at", table.c.published_at, postgresql_where=table.c.published_at.is_not(None))
     return table
 
 
@@ -95,6 +112,15 @@ def _wake_relay(session):
     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
+def prune(session, table, column, older_than_seconds, limit=PRUNE_BATCH):
+    """Delete up to ``limit`` rows whose ``column`` (a time) is older than this; returns how many."""
+    # Names are this module's own constants, never input.
+    return session.execute(text(
+        f"DELETE FROM {table.name} WHERE ctid IN (SELECT ctid FROM {table.name} "
+        f"WHERE {column} < now() - make_interval(secs => :age) LIMIT :limit)"),
+        {"age": older_than_seconds, "limit": limit}).rowcount
+
+
 def backlog(session, table):
     """Unpublished rows and the age in seconds of the oldest one."""
     row = session.execute(
@@ -107,26 +133,33 @@ def backlog(session, table):
 class OutboxPublisher:
     """Publishes one batch of unpublished rows; usable without Nameko."""
 
-    def __init__(self, engine, table, producer, service, ack_timeout_seconds=10):
+    def __init__(self, engine, table, producer, service, ack_timeout_seconds=ACK_TIMEOUT_SECONDS):
         self.transactions = Transactions(engine)
         self.table = table
         self.producer = producer
         self.service = service
         self.ack_timeout_seconds = ack_timeout_seconds
+        self.lock_name = f"shop_outbox_relay:{service}"
 
     def publish_batch(self, limit=BATCH_SIZE):
+        """Publish the oldest unpublished rows, wait for the broker's acknowledgement, mark them.
+
+        Returns how many were published; 0 as well when another instance's
+        relay holds the lock (it is publishing them).
+        """
         table = self.table
         with self.transactions.begin() as session:
-            # SKIP LOCKED lets several relays of one service share the work.
+            if not session.execute(sql_select(func.pg_try_advisory_xact_lock(func.hashtext(self.lock_name)))).scalar():
+                return 0
             rows = session.execute(
                 sql_select(table)
                 .where(table.c.published_at.is_(None))
                 .order_by(table.c.id)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 return 0
+            faults.raise_if_rolled("outbox_publish_failure_rate", service=self.service)
             futures = [self._send(row) for row in rows]
             self.producer.flush(timeout=self.ack_timeout_seconds)
             for future in futures:
@@ -164,31 +197,35 @@ class OutboxPublisher:
 
 
 class OutboxRelay(DependencyProvider):
-    """Runs the publisher in the service process, woken by NOTIFY.
+    """Runs the publisher in the service process, woken by NOTIFY; keeps the backlog
+    gauges fresh and prunes old outbox and inbox rows.
 
     Workers get an object with ``backlog()`` for operators.
     """
 
-    def __init__(self, table):
+    def __init__(self, table, inbox=None):
         self.table = table
+        self.inbox = inbox
         self._wake = LightQueue()
         self._running = False
 
     def setup(self):
-        self.engine = make_engine(config["DATABASE_URL"], pool_size=2)
-        self.producer = make_producer(kafka_settings().get("bootstrap_servers", "127.0.0.1:9092"))
-        self.publisher = OutboxPublisher(self.engine, self.table, self.producer, self.container.service_name)
+        self.engine = make_engine(config["DATABASE_URL"], pool_size=3)
+        self.servers = kafka_settings().get("bootstrap_servers", "127.0.0.1:9092")
+        self.publisher = OutboxPublisher(self.engine, self.table, None, self.container.service_name)
 
     def start(self):
         self._running = True
         self.container.spawn_managed_thread(self._listen, identifier="outbox_listen")
         self.container.spawn_managed_thread(self._relay, identifier="outbox_relay")
+        self.container.spawn_managed_thread(self._housekeeping, identifier="outbox_housekeeping")
 
     def stop(self):
         self._running = False
         self._wake.put(None)
         eventlet.sleep(0)
-        self.producer.close(timeout=5)
+        if self.publisher.producer is not None:
+            self.publisher.producer.close(timeout=5)
         self.engine.dispose()
 
     kill = stop
@@ -200,19 +237,67 @@ class OutboxRelay(DependencyProvider):
         return self.publisher.record_backlog()
 
     def _relay(self):
-        backlog_recorded_at = 0.0
+        failures = 0
         while self._running:
             try:
+                if self.publisher.producer is None:
+                    self.publisher.producer = make_producer(self.servers)
                 published = self.publisher.publish_batch()
-                if time.monotonic() - backlog_recorded_at > BACKLOG_REFRESH_SECONDS:
-                    self.publisher.record_backlog()
-                    backlog_recorded_at = time.monotonic()
-            except Exception:
-                log.exception("outbox publish failed; retrying")
-                eventlet.sleep(1.0)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = min(2 ** (failures - 1), RETRY_BACKOFF_MAX)
+                log.warning("outbox publish failed (%d in a row), retrying in %ds: %r", failures, delay, exc)
+                self._discard_producer()
+                self._sleep(delay)
                 continue
             if published < BATCH_SIZE:
                 self._wait_for_work()
+
+    def _discard_producer(self):
+        """Drop what the failed producer still holds, so no stale copy follows the retry, and
+        start afresh: kafka-python's idempotent producer may stay failed after a broker error."""
+        producer, self.publisher.producer = self.publisher.producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception:  # it is broken already
+                log.debug("closing a failed producer", exc_info=True)
+
+    def _housekeeping(self):
+        """Backlog gauges on their own clock (they must move while publishing fails), and pruning."""
+        pruned_at = 0.0
+        while self._running:
+            try:
+                self.publisher.record_backlog()
+                if time.monotonic() - pruned_at > PRUNE_INTERVAL_SECONDS:
+                    pruned_at = time.monotonic()
+                    self.prune()
+            except Exception as exc:
+                log.warning("outbox housekeeping failed: %r", exc)
+            self._sleep(BACKLOG_REFRESH_SECONDS)
+
+    def prune(self, older_than_seconds=RETENTION_SECONDS):
+        """Delete published outbox rows and inbox rows older than the retention; returns the counts."""
+        counts = {"outbox": 0, "inbox": 0}
+        targets = [("outbox", self.table, "published_at")]
+        if self.inbox is not None:
+            targets.append(("inbox", self.inbox, "processed_at"))
+        for name, table, column in targets:
+            while self._running:
+                with self.publisher.transactions.begin() as session:
+                    deleted = prune(session, table, column, older_than_seconds)
+                counts[name] += deleted
+                if deleted < PRUNE_BATCH:
+                    break
+        if any(counts.values()):
+            log.info("pruned %(outbox)d outbox and %(inbox)d inbox rows", counts)
+        return counts
+
+    def _sleep(self, seconds):
+        deadline = time.monotonic() + seconds
+        while self._running and time.monotonic() < deadline:
+            eventlet.sleep(min(0.5, deadline - time.monotonic()))
 
     def _wait_for_work(self):
         try:
@@ -240,5 +325,5 @@ class OutboxRelay(DependencyProvider):
                 finally:
                     connection.invalidate()
             except Exception:
-                log.exception("outbox LISTEN connection lost; reconnecting")
-                eventlet.sleep(1.0)
+                log.warning("outbox LISTEN connection lost; reconnecting", exc_info=True)
+                self._sleep(1.0)

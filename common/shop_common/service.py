@@ -1,9 +1,43 @@
-"""What every service has: telemetry, and ``health`` and ``version`` over RPC."""
+"""What every service has: telemetry, fault flags, and operator calls over RPC."""
 from importlib.metadata import version as package_version
 
-from nameko.rpc import rpc
+import eventlet
+from nameko import config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
 
+from shop_common import faults
+from shop_common.faults import FLAGS, FaultFlags
 from shop_common.metrics import ServiceTelemetry
+from shop_common.rpc import CallerDeadline, rpc
+
+
+class FaultInjection(DependencyProvider):
+    """Keeps this process's fault flags current; workers get the flags to switch them.
+
+    Also injects ``rpc_extra_latency_ms`` before an RPC worker runs.
+    """
+
+    def setup(self):
+        self.flags = FaultFlags(config["REDIS_URL"])
+
+    def start(self):
+        self.container.spawn_managed_thread(self.flags.watch, identifier="fault_flags")
+
+    def stop(self):
+        self.flags.stop()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.flags
+
+    def worker_setup(self, worker_ctx):
+        if isinstance(worker_ctx.entrypoint, Rpc):
+            service, method = worker_ctx.service_name, worker_ctx.entrypoint.method_name
+            extra_ms = faults.value("rpc_extra_latency_ms", service, f"{service}.{method}")
+            if extra_ms > 0:
+                eventlet.sleep(extra_ms / 1000)
 
 
 class ServiceBase:
@@ -12,6 +46,8 @@ class ServiceBase:
     package = None  # the service's distribution name, e.g. "svc-order"
 
     telemetry = ServiceTelemetry()
+    fault_injection = FaultInjection()
+    caller_deadline = CallerDeadline()
 
     @rpc
     def health(self):
@@ -20,3 +56,18 @@ class ServiceBase:
     @rpc
     def version(self):
         return {"service": self.name, "version": package_version(self.package)}
+
+    @rpc
+    def set_fault(self, flag, value, target=None):
+        """Operator call: switch a fault flag on in every process (0 switches it off); see fault_flags()."""
+        return self.fault_injection.set(flag, value, target)
+
+    @rpc
+    def clear_faults(self, flag=None):
+        """Operator call: switch one fault flag, or all of them, off."""
+        return self.fault_injection.clear(flag)
+
+    @rpc
+    def fault_flags(self):
+        """Operator call: the flags switched on now, and every flag there is."""
+        return {"on": self.fault_injection.current(), "known": FLAGS}

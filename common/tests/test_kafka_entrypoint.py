@@ -57,9 +57,9 @@ def wait_until(condition, timeout=20, every=0.2):
         eventlet.sleep(every)
 
 
-def committed(broker, group, topic):
+def committed(broker, group, topic, partition=0):
     consumer = KafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
-    offset = consumer.committed(TopicPartition(topic, 0))
+    offset = consumer.committed(TopicPartition(topic, partition))
     consumer.close()
     return offset
 
@@ -169,3 +169,148 @@ def test_headers_and_order_id_reach_the_worker_context(broker, topic):
         container.stop()
     assert contexts[0]["order_id"] == "order-1"
     assert contexts[0]["traceparent"] == "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+
+
+def dead_letters_from(broker, topic):
+    dead = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
+    dead.assign([TopicPartition(events.DEAD_LETTER_TOPIC, 0)])
+    dead.seek_to_beginning()
+    records = [record for batch in dead.poll(timeout_ms=5000).values() for record in batch
+               if dict(record.headers).get("x-original-topic") == topic.encode()]
+    dead.close()
+    return records
+
+
+def order_created(order_id="order-1", **changes):
+    """A valid OrderCreated, then ``changes`` applied as a forger would (no validation)."""
+    event = events.new_event(events.ORDER_CREATED, {
+        "order_id": "order-1", "user_id": "u1", "items": [{"product_id": "p1", "quantity": 1, "unit_price_cents": 100}],
+        "total_cents": 100, "currency": "USD", "payment_method": "pm_card_visa"}, order_id="order-1")
+    event = dict(event, order_id=order_id, payload=dict(event["payload"], order_id=order_id))
+    return dict(event, **changes)
+
+
+def test_poison_events_are_dead_lettered_at_once_and_the_partition_moves_on(broker, topic):
+    handled = []
+
+    class Orders:
+        name = "orders"
+
+        @kafka_event(topic, events.ORDER_CREATED)
+        def handle(self, event):
+            handled.append(event["order_id"])
+
+    no_order_id = order_created()
+    del no_order_id["order_id"]
+    poison = [
+        events.encode(dict(no_order_id, payload={k: v for k, v in no_order_id["payload"].items() if k != "order_id"})),
+        events.encode(order_created("x" * 37)),  # an order id longer than any the shop makes
+        events.encode(order_created(event_version=9)),  # a version nobody here knows
+        events.encode(order_created(payload={"order_id": "order-1", "items": "many"})),
+    ]
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Orders, group)
+    try:
+        publish(broker, topic, poison + [events.encode(order_created("order-2"))])
+        wait_until(lambda: committed(broker, group, topic) == 5)
+    finally:
+        container.stop()
+    assert handled == ["order-2"]
+    errors = [dict(record.headers)["x-error"].decode() for record in dead_letters_from(broker, topic)]
+    assert len(errors) == 4 and all(error.startswith("malformed") for error in errors), errors
+    assert "unknown version 9" in errors[2]
+
+
+def test_a_failing_partition_stalls_only_itself_and_lag_counts_from_the_committed_offset(broker):
+    from shop_common.metrics import KAFKA_CONSUMER_LAG
+
+    topic_name = f"test.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(topic_name, 2, 1)])
+    admin.close()
+    handled = []
+
+    class Picky:
+        name = "picky"
+
+        @kafka_event(topic_name, "Thing")
+        def handle(self, event):
+            if event["payload"]["partition"] == 0:
+                raise ConnectionError("this partition's database is away")
+            handled.append(event["payload"]["n"])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Picky, group)
+    producer = KafkaProducer(bootstrap_servers=broker)
+    try:
+        for n in range(3):
+            for partition in (0, 1):
+                producer.send(topic_name, partition=partition, value=envelope(partition=partition, n=n))
+        producer.flush()
+        wait_until(lambda: len(handled) == 3)
+        wait_until(lambda: committed(broker, group, topic_name, partition=1) == 3)
+        # Partition 0 is retrying its first record: nothing committed, and lag says so.
+        lag = KAFKA_CONSUMER_LAG.labels("picky", topic_name, "0")
+        wait_until(lambda: lag._value.get() == 3, timeout=20)
+        producer.send(topic_name, partition=0, value=envelope(partition=0, n=3))
+        producer.send(topic_name, partition=1, value=envelope(partition=1, n=3))
+        producer.flush()
+        wait_until(lambda: handled == [0, 1, 2, 3])
+        wait_until(lambda: lag._value.get() == 4, timeout=20)
+        assert committed(broker, group, topic_name, partition=0) is None
+    finally:
+        producer.close()
+        container.stop()
+
+
+def test_other_errors_are_dead_lettered_after_bounded_attempts(broker, topic):
+    from shop_common.kafka import MAX_ATTEMPTS
+
+    attempts = []
+
+    class Buggy:
+        name = "buggy"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            attempts.append(event["event_id"])
+            raise KeyError("a bug, not an outage")
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Buggy, group)
+    try:
+        publish(broker, topic, [envelope(n=1)])
+        wait_until(lambda: committed(broker, group, topic) == 1, timeout=30)
+    finally:
+        container.stop()
+    assert len(attempts) == MAX_ATTEMPTS
+    [record] = dead_letters_from(broker, topic)
+    assert f"failed {MAX_ATTEMPTS} times" in dict(record.headers)["x-error"].decode()
+
+
+def test_a_dead_letter_that_cannot_be_sent_is_retried_before_the_record_is_committed(broker, topic):
+    from shop_common.kafka import KafkaEventHandler
+
+    handled = []
+
+    class Strict:
+        name = "strict2"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            handled.append(event["event_id"])
+            raise DomainError("cannot apply")
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Strict, group)
+    consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventHandler)).consumer
+    consumer._dead_letters.close(timeout=1)
+    # The first send fails: nobody listens there. The consumer must make itself a working producer.
+    consumer._dead_letters = KafkaProducer(bootstrap_servers="127.0.0.1:9", api_version=(3, 9), max_block_ms=1000)
+    try:
+        publish(broker, topic, [envelope(n=1)])
+        wait_until(lambda: committed(broker, group, topic) == 1, timeout=40)
+    finally:
+        container.stop()
+    assert len(handled) == 1  # the handler ran once; only the dead-letter send was retried
+    assert len(dead_letters_from(broker, topic)) == 1

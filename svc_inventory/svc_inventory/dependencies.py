@@ -13,7 +13,9 @@ from svc_inventory.models import inbox, outbox, products, stock_reservations
 from svc_inventory.schemas import reservation_view
 
 CONSUMER = "inventory_service"
-DECISIONS = (shop_events.STOCK_UPDATED, shop_events.STOCK_UNAVAILABLE)
+# Everything Inventory says about an order: sent again when the order's events come again,
+# since the Order service may have lost the answers.
+ANSWERS = (shop_events.STOCK_UPDATED, shop_events.STOCK_UNAVAILABLE, shop_events.STOCK_RESTORED)
 
 
 class _SoldOut(Exception):
@@ -31,7 +33,7 @@ class StockStore:
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
                 # Seen before: the Order service may have lost our answer, so send it again.
-                outbox_log.republish(session, outbox, order_id, DECISIONS)
+                outbox_log.republish(session, outbox, order_id, ANSWERS)
                 return []
             created = session.execute(
                 insert(stock_reservations)
@@ -54,12 +56,21 @@ class StockStore:
             outbox_log.add(session, outbox, events.stock_updated(order_id, changed))
         return changed
 
-    def restore_for_order(self, event):
-        """Give back what an order took. Returns the lines restored ({product_id, quantity, stock})."""
+    def release_for_order(self, event):
+        """The order ended without being paid (OrderCompleted): give back what it took.
+
+        Answers with StockRestored (what was given back, maybe nothing) unless
+        the order never got stock, which the Order service knows already.
+        Returns the lines restored ({product_id, quantity, stock}).
+        """
         order_id = event["order_id"]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
+                outbox_log.republish(session, outbox, order_id, ANSWERS)
                 return []
+            if event["payload"]["status"] == "PAID":
+                return []
+            reason = f"order_{event['payload']['status'].lower()}"
             voided = session.execute(
                 insert(stock_reservations)
                 .values(order_id=order_id, state=State.VOIDED, items=[])
@@ -67,7 +78,10 @@ class StockStore:
                 .returning(stock_reservations.c.order_id)
             ).first()
             if voided is not None:
-                return []  # the order never took stock, and now never will
+                # The order ended before its OrderCreated was applied here (it was dead-lettered):
+                # it never took stock, and now never will.
+                outbox_log.add(session, outbox, events.stock_restored(order_id, [], reason))
+                return []
             reservation = session.execute(
                 select(stock_reservations).where(stock_reservations.c.order_id == order_id).with_for_update()
             ).one()
@@ -82,7 +96,7 @@ class StockStore:
                 ).scalar_one()
                 restored.append({"product_id": line["product_id"], "quantity": line["quantity"], "stock": stock})
             self._set_state(session, order_id, State.DEDUCTED, State.RESTORED, reservation.items)
-            outbox_log.add(session, outbox, events.stock_restored(order_id, restored))
+            outbox_log.add(session, outbox, events.stock_restored(order_id, restored, reason))
         return restored
 
     def get_reservation(self, order_id):

@@ -18,9 +18,10 @@ def stock_unavailable(order_id, product_id, requested):
     )
 
 
-def stock_restored(order_id, lines):
+def stock_restored(order_id, lines, reason):
+    """The order holds no stock any more; ``lines`` is what it gave back (maybe nothing)."""
     return events.new_event(
         events.STOCK_RESTORED,
-        {"order_id": order_id, "reason": "payment_failed", "items": lines},
+        {"order_id": order_id, "reason": reason, "items": lines},
         order_id=order_id, producer="inventory_service",
     )

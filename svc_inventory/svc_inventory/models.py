@@ -34,9 +34,9 @@ products = Table(
 class ReservationState:
     """What Inventory decided for an order's stock.
 
-    DEDUCTING -> DEDUCTED -> RESTORED   (paid, or payment failed afterwards)
+    DEDUCTING -> DEDUCTED -> RESTORED   (paid; or the order ended unpaid, so the stock came back)
     DEDUCTING -> UNAVAILABLE            (sold out)
-    VOIDED                              (payment failed before the order reached us)
+    VOIDED                              (the order ended before its OrderCreated was applied here)
     """
 
     DEDUCTING = "DEDUCTING"

@@ -1,13 +1,16 @@
-from nameko.rpc import rpc
+import logging
 
 from shop_common import events
 from shop_common.cache import ProductCacheProvider
 from shop_common.kafka import kafka_event
 from shop_common.metrics import STOCK_UNITS
 from shop_common.outbox import OutboxRelay
+from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_inventory import models, schemas
 from svc_inventory.dependencies import Stock
+
+log = logging.getLogger(__name__)
 
 
 class InventoryService(ServiceBase):
@@ -16,15 +19,15 @@ class InventoryService(ServiceBase):
 
     stock = Stock()
     cache = ProductCacheProvider()
-    relay = OutboxRelay(models.outbox)
+    relay = OutboxRelay(models.outbox, models.inbox)
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_CREATED)
     def on_order_created(self, event):
         self._moved("deducted", self.stock.deduct_for_order(event, schemas.order_lines(event)))
 
-    @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_FAILED)
-    def on_payment_failed(self, event):
-        self._moved("restored", self.stock.restore_for_order(event))
+    @kafka_event(events.ORDERS_TOPIC, events.ORDER_COMPLETED)
+    def on_order_completed(self, event):
+        self._moved("restored", self.stock.release_for_order(event))
 
     @rpc
     def get_reservation(self, order_id):
@@ -38,6 +41,10 @@ class InventoryService(ServiceBase):
 
     def _moved(self, change, lines):
         """After a committed stock move: readers must not see the old stock."""
-        if lines:
+        if not lines:
+            return
+        STOCK_UNITS.labels(change).inc(sum(line["quantity"] for line in lines))
+        try:
             self.cache.invalidate([line["product_id"] for line in lines])
-            STOCK_UNITS.labels(change).inc(sum(line["quantity"] for line in lines))
+        except Exception as exc:  # committed already; failing now would only retry a move that is done
+            log.warning("product cache not invalidated after a stock move: %r", exc)

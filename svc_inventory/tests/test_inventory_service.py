@@ -4,7 +4,7 @@ import uuid
 from nameko.testing.services import worker_factory
 from sqlalchemy import text
 
-from shop_common import events
+from shop_common import events, testing
 from svc_inventory.dependencies import StockStore
 from svc_inventory.service import InventoryService
 
@@ -13,8 +13,7 @@ def test_changed_products_are_invalidated_in_the_cache():
     service = worker_factory(InventoryService)
     service.stock.deduct_for_order.return_value = [{"product_id": "p1", "quantity": 3, "stock": 0},
                                                    {"product_id": "p2", "quantity": 1, "stock": 9}]
-    event = events.new_event(events.ORDER_CREATED, {"items": [{"product_id": "p2", "quantity": 1},
-                                                              {"product_id": "p1", "quantity": 3}]}, order_id="o1")
+    event = testing.order_created([("p2", 1), ("p1", 3)], "o1")
     service.on_order_created(event)
     service.stock.deduct_for_order.assert_called_once_with(event, [("p1", 3), ("p2", 1)])
     service.cache.invalidate.assert_called_once_with(["p1", "p2"])
@@ -22,12 +21,19 @@ def test_changed_products_are_invalidated_in_the_cache():
 
 def test_nothing_changed_nothing_invalidated():
     service = worker_factory(InventoryService)
-    service.stock.restore_for_order.return_value = []
-    service.on_payment_failed(events.new_event(events.PAYMENT_FAILED, {}, order_id="o1"))
+    service.stock.release_for_order.return_value = []
+    service.on_order_completed(testing.event(events.ORDER_COMPLETED, "o1"))
     service.cache.invalidate.assert_not_called()
 
 
-def test_payment_failed_restores_the_stock_the_order_took(transactions_for):
+def test_a_stock_move_stays_done_when_the_cache_is_away():
+    service = worker_factory(InventoryService)
+    service.stock.deduct_for_order.return_value = [{"product_id": "p1", "quantity": 1, "stock": 0}]
+    service.cache.invalidate.side_effect = ConnectionError("redis is away")
+    service.on_order_created(testing.order_created([("p1", 1)], "o1"))  # no exception: no retry of a done move
+
+
+def test_an_order_ended_unpaid_gets_its_stock_back(transactions_for):
     """The handler with the real store on PostgreSQL: the order's deduction is given back,
     the restored products are invalidated in the cache, and a redelivery restores nothing more."""
     store = StockStore(transactions_for("products"))
@@ -41,19 +47,17 @@ def test_payment_failed_restores_the_stock_the_order_took(transactions_for):
         with store.transactions.begin() as session:
             return session.execute(text("SELECT stock FROM products WHERE id = :id"), {"id": product_id}).scalar_one()
 
-    order_id = str(uuid.uuid4())
-    service.on_order_created(events.new_event(
-        events.ORDER_CREATED, {"order_id": order_id, "items": [{"product_id": product, "quantity": 2}]},
-        order_id=order_id))
+    created = testing.order_created([(product, 2)])
+    service.on_order_created(created)
     assert stock_of(store, product) == 3
 
-    failed = events.new_event(events.PAYMENT_FAILED, {"order_id": order_id}, order_id=order_id)
+    failed = testing.event(events.ORDER_COMPLETED, created["order_id"], status="PAYMENT_FAILED")
     service.cache.invalidate.reset_mock()
-    service.on_payment_failed(failed)
+    service.on_order_completed(failed)
     assert stock_of(store, product) == 5
     service.cache.invalidate.assert_called_once_with([product])
 
     service.cache.invalidate.reset_mock()
-    service.on_payment_failed(failed)
+    service.on_order_completed(failed)
     assert stock_of(store, product) == 5
     service.cache.invalidate.assert_not_called()

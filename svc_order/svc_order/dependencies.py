@@ -3,7 +3,7 @@ import uuid
 
 from nameko.exceptions import RemoteError
 from nameko.rpc import ServiceRpc
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -12,11 +12,12 @@ from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
 from shop_common.errors import ValidationError, translate_remote_error
-from shop_common.money import parse_amount
+from shop_common.money import MAX_CENTS, MIN_CHARGE_CENTS, format_cents, parse_amount
+from shop_common.rpc import check_deadline
 from svc_order import events
-from svc_order.exceptions import InsufficientStock, OrderNotFound, ProductNotFound, UserNotFound
+from svc_order.exceptions import AmountOutOfRange, InsufficientStock, OrderNotFound, ProductNotFound, UserNotFound
 from svc_order.models import (
-    MESSAGES, Order, OrderStatus, inbox, notifications, order_history, order_items, orders, outbox,
+    CancelReason, Order, OrderStatus, inbox, message_for, notifications, order_history, order_items, orders, outbox,
 )
 from svc_order.schemas import history_view, notification_view, order_view
 
@@ -30,7 +31,11 @@ FACTS = {
     shop_events.PAYMENT_SUCCESS: Order.record_payment_succeeded,
     shop_events.PAYMENT_FAILED: Order.record_payment_failed,
     shop_events.PAYMENT_REFUNDED: Order.record_refund,
+    shop_events.PAYMENT_VOIDED: Order.record_payment_voided,
 }
+# The event a stuck order needs again: an open order its start, a final one its outcome.
+REDRIVEN_EVENT = {True: shop_events.ORDER_COMPLETED, False: shop_events.ORDER_CREATED}
+MAX_REDRIVE_BACKOFF_STEPS = 4  # waits grow 1, 2, 4, 8, 16 times the redrive age, then stay
 
 
 class OrderStore:
@@ -44,21 +49,27 @@ class OrderStore:
             ).first()
             return (self._view(session, row), row.version) if row else None
 
-    def place(self, user_id, priced_lines, currency, payment_method, address, idempotency_key):
+    def place(self, user_id, priced_lines, currency, payment_method, address, idempotency_key, deadline=None):
         """Write the order and its OrderCreated event in one transaction.
 
         Returns (view, version, created); a concurrent request with the same
-        idempotency key gets the order that won, with created=False.
+        idempotency key gets the order that won, with created=False. With a
+        ``deadline`` (the caller's, as epoch seconds) nothing is committed once
+        it has passed: the caller has given up and would never hear of it.
         """
         order_id = str(uuid.uuid4())
         total = sum(line["unit_price_cents"] * line["quantity"] for line in priced_lines)
+        if not MIN_CHARGE_CENTS <= total <= MAX_CENTS:
+            raise AmountOutOfRange(
+                f"an order's total must be from {format_cents(MIN_CHARGE_CENTS)} to {format_cents(MAX_CENTS)}",
+                {"total": format_cents(total), "currency": currency})
         try:
             with self.transactions.begin() as session:
                 session.execute(orders.insert().values(
                     id=order_id, user_id=user_id, status=OrderStatus.PENDING, stock_status="PENDING",
                     payment_status="PENDING", total_cents=total, currency=currency,
                     payment_method=payment_method, shipping_address=address, idempotency_key=idempotency_key,
-                    message=MESSAGES[OrderStatus.PENDING],
+                    message=message_for(OrderStatus.PENDING),
                 ))
                 session.execute(order_items.insert(), [dict(order_id=order_id, **line) for line in priced_lines])
                 created = events.order_created(
@@ -73,7 +84,9 @@ class OrderStore:
                 ))
                 outbox_log.add(session, outbox, created)
                 row = session.execute(select(orders).where(orders.c.id == order_id)).one()
-                return self._view(session, row), row.version, True
+                view = self._view(session, row)
+                check_deadline(deadline)  # raises before the commit: nothing is written
+                return view, row.version, True
         except IntegrityError:
             existing = idempotency_key and self.find_by_idempotency_key(user_id, idempotency_key)
             if not existing:
@@ -83,36 +96,62 @@ class OrderStore:
     def apply(self, event):
         """Apply a stock or payment event to its order.
 
-        Returns (view, version, final status reached now or None); None if the
-        event was applied before.
+        Returns (view, version, final status reached now or None). A
+        redelivered event changes nothing and returns the order as it is.
         """
         fact = FACTS[event["event_type"]]
         with self.transactions.begin() as session:
-            if not inbox_log.claim(session, inbox, event, CONSUMER):
-                return None
             row = session.execute(select(orders).where(orders.c.id == event["order_id"]).with_for_update()).first()
             if row is None:
                 raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
-            status_before = row.status
-            order = Order(row.status, row.stock_status, row.payment_status)
+            if not inbox_log.claim(session, inbox, event, CONSUMER):
+                return self._view(session, row), row.version, None
+            order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             fact(order)
-            row = session.execute(
-                update(orders).where(orders.c.id == row.id).values(
-                    status=order.status, stock_status=order.stock_status, payment_status=order.payment_status,
-                    message=MESSAGES[order.status], version=orders.c.version + 1, updated_at=func.now(),
-                ).returning(orders)
-            ).one()
-            session.execute(order_history.insert().values(
-                order_id=row.id, event_id=event["event_id"], event_type=event["event_type"],
-                status_after=order.status, detail=event["payload"],
-            ))
-            reached = order.status if order.status != status_before else None
-            if reached:
-                session.execute(insert(notifications).values(
-                    user_id=row.user_id, order_id=row.id, kind=order.status.lower(), message=MESSAGES[order.status],
-                ).on_conflict_do_nothing())
-                outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status))
-            return self._view(session, row), row.version, reached
+            return self._record(session, row, order, event["event_id"], event["event_type"], event["payload"])
+
+    def cancel_overdue(self, deadline_seconds, limit=100):
+        """Cancel orders still PENDING this long after they were placed (their compensations follow).
+
+        Returns [(view, version)] of the orders cancelled.
+        """
+        age = func.make_interval(0, 0, 0, 0, 0, 0, deadline_seconds)
+        cancelled = []
+        with self.transactions.begin() as session:
+            rows = session.execute(
+                select(orders).where(orders.c.settled_at.is_(None), orders.c.status == OrderStatus.PENDING,
+                                     orders.c.created_at < func.now() - age)
+                .order_by(orders.c.created_at).limit(limit).with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
+                order.cancel(CancelReason.DEADLINE)
+                view, version, _ = self._record(session, row, order, None, "OrderDeadlinePassed",
+                                                {"deadline_seconds": deadline_seconds})
+                cancelled.append((view, version))
+        return cancelled
+
+    def _record(self, session, row, order, event_id, event_type, detail):
+        """Store the order's new state with its history; a final status goes out as OrderCompleted."""
+        reached = order.status if order.status != row.status else None
+        row = session.execute(
+            update(orders).where(orders.c.id == row.id).values(
+                status=order.status, stock_status=order.stock_status, payment_status=order.payment_status,
+                cancel_reason=order.cancel_reason, message=order.message, version=orders.c.version + 1,
+                updated_at=func.now(),
+                settled_at=func.coalesce(orders.c.settled_at, func.now()) if order.is_settled else orders.c.settled_at,
+            ).returning(orders)
+        ).one()
+        session.execute(order_history.insert().values(
+            order_id=row.id, event_id=event_id, event_type=event_type, status_after=order.status, detail=detail,
+        ))
+        if reached:
+            session.execute(insert(notifications).values(
+                user_id=row.user_id, order_id=row.id, kind=order.status.lower(), message=order.message,
+            ).on_conflict_do_nothing())
+            outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status,
+                                                                  order.cancel_reason))
+        return self._view(session, row), row.version, reached
 
     def get(self, order_id, user_id=None):
         with self.transactions.begin() as session:
@@ -159,36 +198,43 @@ class OrderStore:
                  "payment_status": row.payment_status} for row in rows]
 
     def redrive_stuck(self, older_than_seconds, limit=100, order_id=None):
-        """Publish OrderCreated again for orders PENDING this long since their last change.
+        """Publish again the last event of orders that have not moved for this long.
 
-        Same event id: Inventory and Payment skip what they have applied and
-        answer again with their decision; what the broker lost is recovered.
+        A PENDING order gets its OrderCreated again, a final order still
+        waiting for its compensations its OrderCompleted: the same rows, so
+        the same event ids. Inventory and Payment skip what they have applied
+        and send their answers again, so whatever the broker lost is
+        recovered. Each redrive waits longer than the one before (recorded
+        on the order), and the least recently redriven go first.
         Returns the ids of the orders redriven.
         """
         age = func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+        due = func.coalesce(orders.c.next_redrive_at, orders.c.updated_at)
         with self.transactions.begin() as session:
-            query = select(orders.c.id).where(orders.c.status == OrderStatus.PENDING,
-                                              orders.c.updated_at <= func.now() - age)
+            query = select(orders.c.id, orders.c.status, orders.c.redrive_count).where(
+                orders.c.settled_at.is_(None), orders.c.updated_at <= func.now() - age,
+                or_(orders.c.next_redrive_at.is_(None), orders.c.next_redrive_at <= func.now()))
             if order_id is not None:
                 query = query.where(orders.c.id == order_id)
-            stuck = session.execute(
-                query.order_by(orders.c.updated_at).limit(limit).with_for_update(skip_locked=True)
-            ).scalars().all()
+            stuck = session.execute(query.order_by(due).limit(limit).with_for_update(skip_locked=True)).all()
             redriven = []
-            for stuck_id in stuck:
-                # Only when the last publication is itself this old: no redrive storms.
-                published_long_ago = session.execute(
-                    select(outbox.c.id).where(outbox.c.message_key == stuck_id,
-                                              outbox.c.event_type == shop_events.ORDER_CREATED,
-                                              outbox.c.published_at <= func.now() - age)
-                ).first()
-                if published_long_ago and outbox_log.republish(session, outbox, stuck_id,
-                                                               (shop_events.ORDER_CREATED,)):
-                    session.execute(order_history.insert().values(
-                        order_id=stuck_id, event_type="OrderCreatedRedriven", status_after=OrderStatus.PENDING,
-                        detail={"reason": f"PENDING for over {older_than_seconds}s"},
-                    ))
-                    redriven.append(stuck_id)
+            for row in stuck:
+                final = row.status in OrderStatus.FINAL
+                event_type = REDRIVEN_EVENT[final]
+                if not outbox_log.republish(session, outbox, row.id, (event_type,)):
+                    continue  # not published yet: the relay is still on it
+                backoff = 2 ** min(row.redrive_count, MAX_REDRIVE_BACKOFF_STEPS)
+                session.execute(update(orders).where(orders.c.id == row.id).values(
+                    redrive_count=orders.c.redrive_count + 1,
+                    next_redrive_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0,
+                                                                    older_than_seconds * backoff),
+                ))
+                session.execute(order_history.insert().values(
+                    order_id=row.id, event_type=f"{event_type}Redriven", status_after=row.status,
+                    detail={"reason": f"no progress for over {older_than_seconds}s",
+                            "attempt": row.redrive_count + 1},
+                ))
+                redriven.append(row.id)
         return redriven
 
     def pending_summary(self):

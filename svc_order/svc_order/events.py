@@ -17,9 +17,10 @@ def order_created(order_id, user_id, lines, total_cents, currency, payment_metho
     )
 
 
-def order_completed(order_id, user_id, status):
+def order_completed(order_id, user_id, status, reason=None):
+    """The final status; for anything but PAID, Inventory and Payment compensate."""
     return events.new_event(
         events.ORDER_COMPLETED,
-        {"order_id": order_id, "user_id": user_id, "status": status},
+        {"order_id": order_id, "user_id": user_id, "status": status, "reason": reason},
         order_id=order_id, producer="order_service",
     )

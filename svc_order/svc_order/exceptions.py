@@ -13,6 +13,10 @@ class InsufficientStock(DomainError):
     """The synchronous availability check found too little stock; details name the product."""
 
 
+class AmountOutOfRange(DomainError):
+    """The order's total is outside what the payment provider can charge (e.g. a free item alone)."""
+
+
 class UserNotFound(DomainError):
     """The ordering user does not exist (any more)."""
 

@@ -1,6 +1,7 @@
 """The orders database and the order state machine."""
 from sqlalchemy import (
-    BigInteger, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint, func, text,
+    BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -28,8 +29,17 @@ orders = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Why a CANCELLED order was cancelled (sold_out, deadline).
+    Column("cancel_reason", String(32)),
+    # Set when the order is final and every compensation it needs is confirmed (Order.is_settled).
+    Column("settled_at", DateTime(timezone=True)),
+    # Recovery of lost events: how often this order's last event was published again, and when next.
+    Column("redrive_count", Integer, nullable=False, server_default="0"),
+    Column("next_redrive_at", DateTime(timezone=True)),
     UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_idempotency_key"),
 )
+# The orders the recovery timers look at: not settled yet (PENDING, or waiting for compensations).
+Index("ix_orders_unsettled", orders.c.created_at, postgresql_where=orders.c.settled_at.is_(None))
 order_items = Table(
     "order_items",
     metadata,
@@ -73,13 +83,24 @@ class OrderStatus:
     FINAL = (PAID, PAYMENT_FAILED, CANCELLED)
 
 
+class CancelReason:
+    SOLD_OUT = "sold_out"
+    DEADLINE = "deadline"
+
+
 MESSAGES = {
     OrderStatus.PENDING: "We are reserving your items and taking payment.",
     OrderStatus.PAID: "Payment received: your order is confirmed.",
     OrderStatus.PAYMENT_FAILED: "Your payment was declined. Please try again with another payment method.",
-    OrderStatus.CANCELLED: "Sorry, an item sold out before we could reserve it. "
-                           "Your order was cancelled and any charge has been refunded.",
+    (OrderStatus.CANCELLED, CancelReason.SOLD_OUT): "Sorry, an item sold out before we could reserve it. "
+                                                   "Your order was cancelled and any charge has been refunded.",
+    (OrderStatus.CANCELLED, CancelReason.DEADLINE): "Sorry, we could not confirm your order in time, so it was "
+                                                   "cancelled. Any charge will be refunded.",
 }
+
+
+def message_for(status, cancel_reason=None):
+    return MESSAGES[(status, cancel_reason)] if status == OrderStatus.CANCELLED else MESSAGES[status]
 
 
 class Order:
@@ -87,22 +108,40 @@ class Order:
     what Inventory did with the stock, and what Payment got from Stripe.
 
     PENDING -> PAID            stock deducted and payment succeeded
-    PENDING -> PAYMENT_FAILED  payment declined (Inventory restores any stock)
-    PENDING -> CANCELLED       stock unavailable (Payment refunds any charge)
+    PENDING -> PAYMENT_FAILED  payment declined
+    PENDING -> CANCELLED       stock unavailable, or no outcome before the order's deadline
 
     The first decisive fact wins; a fact arriving after the final status is
-    recorded but changes nothing. Compensation follows the facts, not the
-    status, so it is right whichever way the race goes.
+    recorded but changes nothing. The final status goes out as
+    ``OrderCompleted``; for anything but PAID, Inventory gives back any stock
+    and Payment refunds or voids any charge, and their answers settle the
+    order (``is_settled``).
     """
 
-    def __init__(self, status, stock_status, payment_status):
+    STOCK_SETTLED = ("RESTORED", "UNAVAILABLE")
+    PAYMENT_SETTLED = ("FAILED", "REFUNDED", "VOIDED")
+
+    def __init__(self, status, stock_status, payment_status, cancel_reason=None):
         self.status = status
         self.stock_status = stock_status
         self.payment_status = payment_status
+        self.cancel_reason = cancel_reason
 
     @property
     def is_final(self):
         return self.status in OrderStatus.FINAL
+
+    @property
+    def is_settled(self):
+        """Final, and every compensation it needs is confirmed."""
+        if self.status == OrderStatus.PAID:
+            return True
+        return (self.is_final and self.stock_status in self.STOCK_SETTLED
+                and self.payment_status in self.PAYMENT_SETTLED)
+
+    @property
+    def message(self):
+        return message_for(self.status, self.cancel_reason)
 
     def record_stock_deducted(self):
         self.stock_status = "DEDUCTED"
@@ -112,7 +151,7 @@ class Order:
     def record_stock_unavailable(self):
         self.stock_status = "UNAVAILABLE"
         if not self.is_final:
-            self._finish(OrderStatus.CANCELLED)
+            self._finish(OrderStatus.CANCELLED, CancelReason.SOLD_OUT)
 
     def record_payment_succeeded(self):
         self.payment_status = "SUCCEEDED"
@@ -127,12 +166,20 @@ class Order:
     def record_refund(self):
         self.payment_status = "REFUNDED"
 
+    def record_payment_voided(self):
+        self.payment_status = "VOIDED"
+
     def record_stock_restored(self):
         self.stock_status = "RESTORED"
 
-    def _finish(self, target):
+    def cancel(self, reason):
+        """The Order service's own decision (the deadline passed); only a PENDING order can be cancelled."""
+        self._finish(OrderStatus.CANCELLED, reason)
+
+    def _finish(self, target, cancel_reason=None):
         if self.status != OrderStatus.PENDING or target not in OrderStatus.FINAL:
             raise IllegalOrderTransition(
                 f"order cannot go from {self.status} to {target}", {"from": self.status, "to": target}
             )
         self.status = target
+        self.cancel_reason = cancel_reason

@@ -3,8 +3,6 @@ import logging
 import os
 
 import eventlet
-
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from shop_common import events
@@ -14,15 +12,18 @@ from shop_common.metrics import (
     ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED, ORDERS_REDRIVEN,
 )
 from shop_common.outbox import OutboxRelay
+from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
 from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
 
 log = logging.getLogger(__name__)
 
-# An order PENDING this long since its last change has its OrderCreated published again.
+# An unsettled order without a change for this long has its last event published again.
 REDRIVE_AFTER_SECONDS = int(os.environ.get("SHOP_REDRIVE_AFTER_SECONDS", "60"))
 REDRIVE_INTERVAL_SECONDS = float(os.environ.get("SHOP_REDRIVE_INTERVAL_SECONDS", "30"))
+# An order still PENDING this long after it was placed is cancelled, with its compensations.
+ORDER_DEADLINE_SECONDS = int(os.environ.get("SHOP_ORDER_DEADLINE_SECONDS", "1800"))
 
 
 class OrderService(ServiceBase):
@@ -33,7 +34,7 @@ class OrderService(ServiceBase):
     cache = OrderCacheProvider()
     catalog = ProductCatalogRpc()
     customers = CustomersRpc()
-    relay = OutboxRelay(models.outbox)
+    relay = OutboxRelay(models.outbox, models.inbox)
 
     @rpc
     def place_order(self, user_id, body, idempotency_key=None):
@@ -53,8 +54,10 @@ class OrderService(ServiceBase):
         address_lookup = eventlet.spawn(contextvars.copy_context().run, self.customers.shipping_address, user_id)
         priced, currency = self.catalog.price_lines(lines)
         address = address_lookup.wait()
-        order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key)
-        self.cache.put(order, version)
+        order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key,
+                                                    deadline=self.caller_deadline)
+        # Committed: from here on nothing may fail the call, or the shopper would retry an order that exists.
+        self._cache(order, version)
         if created:
             ORDERS_PLACED.inc()
         return {"order": order, "created": created}
@@ -62,7 +65,7 @@ class OrderService(ServiceBase):
     @rpc
     def get_order(self, order_id, user_id=None):
         order, version = self.orders.get(order_id, user_id)
-        self.cache.put(order, version)
+        self._cache(order, version)
         return order
 
     @rpc
@@ -95,11 +98,20 @@ class OrderService(ServiceBase):
         redriven = self.orders.redrive_stuck(REDRIVE_AFTER_SECONDS)
         if redriven:
             ORDERS_REDRIVEN.inc(len(redriven))
-            log.warning("redrove %d PENDING orders: %s", len(redriven), ", ".join(redriven))
+            log.warning("redrove %d unsettled orders: %s", len(redriven), ", ".join(redriven))
+
+    @timer(interval=REDRIVE_INTERVAL_SECONDS)
+    def cancel_overdue_orders(self):
+        """An order nobody could finish (a stuck payment, a service down for too long) must not hold stock forever."""
+        for order, version in self.orders.cancel_overdue(ORDER_DEADLINE_SECONDS):
+            log.warning("cancelled order %s: still PENDING after %ss", order["id"], ORDER_DEADLINE_SECONDS,
+                        extra={"order_id": order["id"]})
+            ORDERS_COMPLETED.labels(models.OrderStatus.CANCELLED).inc()
+            self._cache(order, version)
 
     @rpc
     def redrive_order(self, order_id):
-        """Operator call: publish this PENDING order's OrderCreated again now."""
+        """Operator call: publish this unsettled order's last event again now."""
         return self.orders.redrive_stuck(0, order_id=order_id)
 
     @timer(interval=15, eager=True)
@@ -133,10 +145,19 @@ class OrderService(ServiceBase):
     def on_payment_refunded(self, event):
         self._apply(event)
 
+    @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_VOIDED)
+    def on_payment_voided(self, event):
+        self._apply(event)
+
     def _apply(self, event):
-        applied = self.orders.apply(event)
-        if applied:
-            order, version, final_status = applied
+        order, version, final_status = self.orders.apply(event)
+        self._cache(order, version)  # a redelivery too: an earlier cache write may have failed
+        if final_status:
+            ORDERS_COMPLETED.labels(final_status).inc()
+
+    def _cache(self, order, version):
+        """Best effort: the database is the truth, and the versioned entry is rewritten on the next change."""
+        try:
             self.cache.put(order, version)
-            if final_status:
-                ORDERS_COMPLETED.labels(final_status).inc()
+        except Exception as exc:
+            log.warning("order status not cached: %r", exc, extra={"order_id": order["id"]})

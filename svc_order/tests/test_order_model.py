@@ -78,3 +78,27 @@ def test_idempotency_key_bounds():
     assert schemas.idempotency_key("abc") == "abc"
     with pytest.raises(ValidationError):
         schemas.idempotency_key("x" * 201)
+
+
+def test_an_unpaid_order_is_settled_only_when_stock_and_money_are_back():
+    order = Order(OrderStatus.PENDING, "PENDING", "PENDING")
+    order.record_stock_deducted()
+    order.record_payment_failed()
+    assert order.status == OrderStatus.PAYMENT_FAILED and not order.is_settled  # the stock is still out
+    order.record_stock_restored()
+    assert order.is_settled
+    paid = Order(OrderStatus.PENDING, "DEDUCTED", "PENDING")
+    paid.record_payment_succeeded()
+    assert paid.is_settled
+
+
+def test_the_deadline_cancels_only_a_pending_order_and_says_why():
+    order = Order(OrderStatus.PENDING, "DEDUCTED", "PENDING")
+    order.cancel("deadline")
+    assert order.status == OrderStatus.CANCELLED and "in time" in order.message
+    assert not order.is_settled  # until the stock is back and the payment voided or refunded
+    with pytest.raises(IllegalOrderTransition):
+        Order(OrderStatus.PAID, "DEDUCTED", "SUCCEEDED").cancel("deadline")
+    sold_out = Order(OrderStatus.PENDING, "PENDING", "PENDING")
+    sold_out.record_stock_unavailable()
+    assert "sold out" in sold_out.message

@@ -1,14 +1,16 @@
 """OrderStore on a real PostgreSQL database (migrated by the root conftest)."""
+import time
 import uuid
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from shop_common import events
+from shop_common import events, testing
 from svc_order import events as order_events
 from svc_order.dependencies import OrderStore
-from svc_order.exceptions import OrderNotFound
+from shop_common.rpc import RequestExpired
+from svc_order.exceptions import AmountOutOfRange, OrderNotFound
 from svc_order.models import notifications, outbox
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
@@ -25,8 +27,8 @@ def place(store, user_id=None, key=None):
     return store.place(user_id or str(uuid.uuid4()), lines, "USD", "pm_card_visa", ADDRESS, key)
 
 
-def event(event_type, order_id):
-    return events.new_event(event_type, {"order_id": order_id}, order_id=order_id)
+def event(event_type, order_id, **payload):
+    return testing.event(event_type, order_id, **payload)
 
 
 def outbox_types(store, order_id):
@@ -70,7 +72,8 @@ def test_a_replayed_event_is_applied_once(store):
     order, _, _ = place(store)
     failed = event(events.PAYMENT_FAILED, order["id"])
     assert store.apply(failed)[0]["status"] == "PAYMENT_FAILED"
-    assert store.apply(failed) is None
+    view, version, reached = store.apply(failed)
+    assert view["status"] == "PAYMENT_FAILED" and version == 2 and reached is None  # as it is, for the cache
     history = store.history(order["id"])
     assert [entry["event_type"] for entry in history] == ["OrderCreated", "PaymentFailed"]
 
@@ -97,12 +100,16 @@ def test_event_for_unknown_order_is_a_domain_error(store):
         store.apply(event(events.PAYMENT_SUCCESS, str(uuid.uuid4())))
 
 
-def mark_published(store, order_id, seconds_ago):
+def age(store, order_id, seconds_ago, created_too=False):
+    """As if the order's events had been published, and it had last changed, that long ago."""
     with store.transactions.begin() as session:
         session.execute(text("UPDATE outbox SET published_at = now() - make_interval(secs => :s) "
                              "WHERE message_key = :id"), {"s": seconds_ago, "id": order_id})
-        session.execute(text("UPDATE orders SET updated_at = now() - make_interval(secs => :s) WHERE id = :id"),
-                        {"s": seconds_ago, "id": order_id})
+        session.execute(text("UPDATE orders SET updated_at = now() - make_interval(secs => :s), "
+                             "next_redrive_at = NULL WHERE id = :id"), {"s": seconds_ago, "id": order_id})
+        if created_too:
+            session.execute(text("UPDATE orders SET created_at = now() - make_interval(secs => :s) WHERE id = :id"),
+                            {"s": seconds_ago, "id": order_id})
 
 
 def unpublished(store, order_id):
@@ -111,9 +118,14 @@ def unpublished(store, order_id):
             select(outbox).where(outbox.c.message_key == order_id, outbox.c.published_at.is_(None)))]
 
 
+def row_of(store, order_id):
+    with store.transactions.begin() as session:
+        return session.execute(text("SELECT * FROM orders WHERE id = :id"), {"id": order_id}).one()
+
+
 def test_stuck_pending_order_is_redriven_with_the_same_event(store):
     order, _, _ = place(store)
-    mark_published(store, order["id"], 120)
+    age(store, order["id"], 120)
     assert order["id"] in store.redrive_stuck(60)
     assert unpublished(store, order["id"]) == ["OrderCreated"]
     assert store.history(order["id"])[-1]["event_type"] == "OrderCreatedRedriven"
@@ -122,37 +134,81 @@ def test_stuck_pending_order_is_redriven_with_the_same_event(store):
 
 def test_recent_or_settled_orders_are_not_redriven(store):
     recent, _, _ = place(store)
-    mark_published(store, recent["id"], 5)
-    settled, _, _ = place(store)
-    store.apply(event(events.PAYMENT_FAILED, settled["id"]))
-    mark_published(store, settled["id"], 120)
+    age(store, recent["id"], 5)
+    paid, _, _ = place(store)
+    store.apply(event(events.STOCK_UPDATED, paid["id"]))
+    store.apply(event(events.PAYMENT_SUCCESS, paid["id"]))
+    age(store, paid["id"], 120)
     redriven = store.redrive_stuck(60)
-    assert recent["id"] not in redriven and settled["id"] not in redriven
+    assert recent["id"] not in redriven and paid["id"] not in redriven
 
 
-def test_a_failed_outbox_write_leaves_no_order_behind(store, monkeypatch):
-    """The order, its lines, its history and its OrderCreated row commit together or not at all.
-
-    The outbox insert is made to fail for real: the event reuses the id of an event that is
-    already in the outbox, so PostgreSQL's unique constraint refuses it."""
-    taken, _, _ = place(store)
+def test_each_redrive_waits_longer_and_the_least_recently_redriven_go_first(store):
+    first, _, _ = place(store)
+    age(store, first["id"], 120)
+    assert first["id"] in store.redrive_stuck(60)
+    row = row_of(store, first["id"])
+    assert row.redrive_count == 1
+    wait = (row.next_redrive_at - row.updated_at).total_seconds()
+    age(store, first["id"], 120)  # published again, and quiet again
     with store.transactions.begin() as session:
-        taken_event_id = session.execute(
-            select(outbox.c.event_id).where(outbox.c.message_key == taken["id"])).scalar_one()
-    real_order_created = order_events.order_created
+        session.execute(text("UPDATE orders SET redrive_count = 1, next_redrive_at = now() WHERE id = :id"),
+                        {"id": first["id"]})
+    second, _, _ = place(store)
+    age(store, second["id"], 120)
+    assert store.redrive_stuck(60, limit=1) == [second["id"]]  # never redriven: ahead of the one that was
+    assert store.redrive_stuck(60, limit=1) == [first["id"]]
+    row = row_of(store, first["id"])
+    assert row.redrive_count == 2
+    assert (row.next_redrive_at - row.updated_at).total_seconds() > wait  # 60 s, then 120 s
 
-    def clashing_order_created(*args, **kwargs):
-        return dict(real_order_created(*args, **kwargs), event_id=taken_event_id)
 
-    monkeypatch.setattr(order_events, "order_created", clashing_order_created)
+def test_a_final_order_waiting_for_its_compensations_gets_its_outcome_redriven(store):
+    order, _, _ = place(store)
+    store.apply(event(events.STOCK_UPDATED, order["id"]))
+    store.apply(event(events.PAYMENT_FAILED, order["id"]))  # final; the stock is still out
+    assert row_of(store, order["id"]).settled_at is None
+    age(store, order["id"], 120)
+    assert order["id"] in store.redrive_stuck(60)
+    assert unpublished(store, order["id"]) == ["OrderCompleted"]
+    store.apply(event(events.STOCK_RESTORED, order["id"]))
+    assert row_of(store, order["id"]).settled_at is not None
+    age(store, order["id"], 120)
+    assert order["id"] not in store.redrive_stuck(60)
+
+
+def test_an_order_past_its_deadline_is_cancelled_with_its_compensations(store):
+    order, _, _ = place(store)
+    store.apply(event(events.STOCK_UPDATED, order["id"]))
+    age(store, order["id"], 2000, created_too=True)
+    young, _, _ = place(store)
+    cancelled = store.cancel_overdue(1800)
+    assert [view["id"] for view, _ in cancelled] == [order["id"]]
+    view = store.get(order["id"])[0]
+    assert view["status"] == "CANCELLED" and "in time" in view["message"]
+    assert store.get(young["id"])[0]["status"] == "PENDING"
+    assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
+    with store.transactions.begin() as session:
+        completed = session.execute(select(outbox.c.envelope).where(
+            outbox.c.message_key == order["id"], outbox.c.event_type == "OrderCompleted")).scalar_one()
+    assert completed["payload"]["status"] == "CANCELLED" and completed["payload"]["reason"] == "deadline"
+    assert store.cancel_overdue(1800) == []  # once
+    # A payment that lands afterwards changes nothing but the record; Payment refunds it (OrderCompleted).
+    assert store.apply(event(events.PAYMENT_SUCCESS, order["id"]))[0]["status"] == "CANCELLED"
+
+
+def test_a_total_the_provider_cannot_charge_is_refused_before_anything_is_written(store):
     user_id = str(uuid.uuid4())
-    with pytest.raises(IntegrityError):
-        place(store, user_id)
+    free = [{"product_id": "p0", "name": "Free sample", "quantity": 1, "unit_price_cents": 0}]
+    with pytest.raises(AmountOutOfRange):
+        store.place(user_id, free, "USD", "pm_card_visa", ADDRESS, None)
     assert store.list_for_user(user_id) == []
-    with store.transactions.begin() as session:
-        leftovers = session.execute(text(
-            "SELECT (SELECT count(*) FROM orders WHERE user_id = :u) + "
-            "(SELECT count(*) FROM order_items i LEFT JOIN orders o ON o.id = i.order_id WHERE o.id IS NULL) + "
-            "(SELECT count(*) FROM order_history h LEFT JOIN orders o ON o.id = h.order_id WHERE o.id IS NULL)"),
-            {"u": user_id}).scalar_one()
-    assert leftovers == 0
+
+
+def test_nothing_is_committed_once_the_callers_deadline_has_passed(store):
+    user_id = str(uuid.uuid4())
+    lines = [{"product_id": "p1", "name": "One", "quantity": 1, "unit_price_cents": 250}]
+    with pytest.raises(RequestExpired):
+        store.place(user_id, lines, "USD", "pm_card_visa", ADDRESS, None, deadline=time.time() - 1)
+    assert store.list_for_user(user_id) == []
+    assert store.place(user_id, lines, "USD", "pm_card_visa", ADDRESS, None, deadline=time.time() + 10)[2]

@@ -35,3 +35,9 @@ def payment_refunded(payment):
          "amount": format_cents(payment["amount_cents"]), "currency": payment["currency"]},
         order_id=payment["order_id"], producer="payment_service",
     )
+
+
+def payment_voided(order_id):
+    """No money was taken for the order, and none will be."""
+    return events.new_event(events.PAYMENT_VOIDED, {"order_id": order_id}, order_id=order_id,
+                            producer="payment_service")

@@ -1,11 +1,10 @@
 """PaymentService entrypoints with Nameko's worker_factory."""
 from nameko.testing.services import worker_factory
 
-from shop_common import events
+from shop_common import events, testing
 from svc_payment.service import PaymentService
 
-EVENT = events.new_event(events.ORDER_CREATED, {"total_cents": 500, "currency": "USD",
-                                                "payment_method": "pm_card_visa"}, order_id="o1")
+EVENT = testing.event(events.ORDER_CREATED, "o1", total_cents=500)
 
 
 def test_nothing_to_charge_means_no_stripe_call():

@@ -1,13 +1,12 @@
 """PaymentStore on a real PostgreSQL database: one charge per order, refunds in any arrival order."""
-import uuid
-
+import eventlet
 import pytest
 from sqlalchemy import select, text
 
-from shop_common import events
+from shop_common import events, testing
 from svc_payment import schemas
 from svc_payment.dependencies import PaymentStore
-from svc_payment.exceptions import IllegalPaymentTransition
+from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy
 from svc_payment.models import PaymentStatus, outbox
 
 
@@ -17,13 +16,11 @@ def store(transactions_for):
 
 
 def order_created(order_id=None, total=1234):
-    order_id = order_id or str(uuid.uuid4())
-    return events.new_event(events.ORDER_CREATED, {"order_id": order_id, "total_cents": total, "currency": "USD",
-                                                   "payment_method": "pm_card_visa"}, order_id=order_id)
+    return testing.event(events.ORDER_CREATED, order_id, total_cents=total)
 
 
-def stock_unavailable(order_id):
-    return events.new_event(events.STOCK_UNAVAILABLE, {"order_id": order_id}, order_id=order_id)
+def order_cancelled(order_id):
+    return testing.event(events.ORDER_COMPLETED, order_id, status="CANCELLED", reason="sold_out")
 
 
 def emitted(store, order_id):
@@ -63,19 +60,19 @@ def test_declined_payment_emits_payment_failed(store):
     assert emitted(store, event["order_id"]) == ["PaymentFailed"]
 
 
-def test_stock_unavailable_before_order_created_voids_the_charge(store):
+def test_an_order_ended_before_its_charge_voids_it(store):
     event = order_created()
-    assert store.cancel_for_order(stock_unavailable(event["order_id"])) is None
+    assert store.release_for_order(order_cancelled(event["order_id"])) is None
     assert store.begin_charge(event, schemas.charge_request(event)) is None
     assert store.get_payment(event["order_id"])["status"] == PaymentStatus.VOIDED
-    assert emitted(store, event["order_id"]) == []
+    assert emitted(store, event["order_id"]) == ["PaymentVoided"]
 
 
-def test_stock_unavailable_after_charge_asks_for_refund(store):
+def test_an_order_ended_unpaid_after_its_charge_is_refunded(store):
     event = order_created()
     store.begin_charge(event, schemas.charge_request(event))
     store.finish_charge(event, SUCCEEDED)
-    to_refund = store.cancel_for_order(stock_unavailable(event["order_id"]))
+    to_refund = store.release_for_order(order_cancelled(event["order_id"]))
     assert to_refund["status"] == PaymentStatus.REFUND_PENDING and to_refund["intent_id"] == "pi_1"
     store.finish_refund(event["order_id"], "re_1")
     payment = store.get_payment(event["order_id"])
@@ -83,12 +80,51 @@ def test_stock_unavailable_after_charge_asks_for_refund(store):
     assert emitted(store, event["order_id"]) == ["PaymentSuccess", "PaymentRefunded"]
 
 
-def test_stock_unavailable_during_charge_refunds_when_the_charge_lands(store):
+def test_a_paid_order_is_never_refunded(store):
     event = order_created()
     store.begin_charge(event, schemas.charge_request(event))
-    assert store.cancel_for_order(stock_unavailable(event["order_id"])) is None
+    store.finish_charge(event, SUCCEEDED)
+    paid = testing.event(events.ORDER_COMPLETED, event["order_id"], status="PAID")
+    assert store.release_for_order(paid) is None
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
+
+
+def test_an_order_ended_during_its_charge_refunds_when_the_charge_lands(store):
+    event = order_created()
+    store.begin_charge(event, schemas.charge_request(event))
+    assert store.release_for_order(order_cancelled(event["order_id"])) is None
     to_refund = store.finish_charge(event, SUCCEEDED)
     assert to_refund["status"] == PaymentStatus.REFUND_PENDING
+
+
+def test_a_total_stripe_cannot_charge_fails_the_payment_instead_of_stalling(store):
+    event = order_created(total=0)
+    assert store.begin_charge(event, schemas.charge_request(event)) is None
+    payment = store.get_payment(event["order_id"])
+    assert payment["status"] == PaymentStatus.FAILED and payment["failure_code"] == "amount_out_of_range"
+    assert emitted(store, event["order_id"]) == ["PaymentFailed"]
+    assert store.begin_charge(event, schemas.charge_request(event)) is None  # again: nothing new
+    assert emitted(store, event["order_id"]) == ["PaymentFailed"]
+
+
+def test_only_one_worker_at_a_time_holds_an_order(store):
+    event = order_created()
+    holding, release = eventlet.event.Event(), eventlet.event.Event()
+
+    def first():
+        with store.exclusive(event["order_id"]):
+            holding.send()
+            release.wait()
+
+    worker = eventlet.spawn(first)
+    holding.wait()
+    with pytest.raises(PaymentBusy):
+        with store.exclusive(event["order_id"]):
+            pass
+    release.send()
+    worker.wait()
+    with store.exclusive(event["order_id"]):  # free again once the holder is done
+        pass
 
 
 def test_payment_transitions_are_guarded():

@@ -1,6 +1,5 @@
-from nameko.rpc import rpc
-
 from shop_common.cache import ProductCacheProvider
+from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_product import schemas
 from svc_product.dependencies import Catalog

@@ -1,6 +1,5 @@
-from nameko.rpc import rpc
-
 from shop_common.errors import ValidationError
+from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_user import schemas
 from svc_user.dependencies import Tokens, Users

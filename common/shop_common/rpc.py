@@ -1,0 +1,61 @@
+"""RPC whose requests expire with their caller's timeout.
+
+A caller that stops waiting must not have its request run later: the
+shopper was told the order failed, so it must not be placed behind their
+back. The caller puts ``deadline`` (epoch seconds) in the call's context
+data, which Nameko passes on to every nested call, so one call tree shares
+one deadline; it also sets the AMQP message's expiry, so RabbitMQ drops a
+request that waited out its time in a queue (a service down or busy).
+
+The ``rpc`` entrypoint here answers a request whose deadline has passed
+with ``RequestExpired`` instead of running it, and a store that is about to
+commit calls ``check_deadline`` first. Calls without a deadline (timers,
+Kafka handlers, the operator shell) never expire.
+"""
+import logging
+import time
+
+from nameko.extensions import DependencyProvider
+from nameko.messaging import decode_from_headers
+from nameko.rpc import Rpc
+
+from shop_common.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+DEADLINE = "deadline"
+
+
+class RequestExpired(TransientError):
+    """The caller gave up before this request could be served."""
+
+
+def deadline_after(timeout_seconds):
+    return time.time() + timeout_seconds
+
+
+def check_deadline(deadline):
+    if deadline is not None and time.time() > float(deadline):
+        raise RequestExpired(f"the caller's deadline passed {time.time() - float(deadline):.1f}s ago")
+
+
+class CallerDeadline(DependencyProvider):
+    """The worker's caller's deadline (epoch seconds), or None: pass it to ``check_deadline``."""
+
+    def get_dependency(self, worker_ctx):
+        return worker_ctx.context_data.get(DEADLINE)
+
+
+class ExpiringRpc(Rpc):
+    def handle_message(self, body, message):
+        try:
+            check_deadline(decode_from_headers(message.headers).get(DEADLINE))
+        except RequestExpired:
+            # Nameko's RPC consumer answers with the error (nobody waits for it) and acks.
+            log.warning("not running %s.%s: its caller's deadline has passed",
+                        self.container.service_name, self.method_name)
+            raise
+        super().handle_message(body, message)
+
+
+rpc = ExpiringRpc.decorator

@@ -1,0 +1,27 @@
+"""outbox and inbox indexes
+
+Looking up an order's outbox rows (republishing decisions) and pruning
+published outbox rows and old inbox rows.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-27
+"""
+from alembic import op
+
+from shop_common.migrations import index_messaging_tables
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    index_messaging_tables()
+
+
+def downgrade():
+    op.drop_index("ix_inbox_processed_at", "inbox")
+    op.drop_index("ix_outbox_published_at", "outbox")
+    op.drop_index("ix_outbox_message_key", "outbox")
