@@ -1,4 +1,5 @@
 """End-to-end fixtures: the whole shop on the test profile, driven over HTTP."""
+import os
 import sys
 import time
 import uuid
@@ -36,8 +37,11 @@ def shop(otlp):
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
            "OTEL_BSP_SCHEDULE_DELAY": "200",
            # Redrive stuck orders quickly, so the lost-event test need not wait a minute.
-           "SHOP_REDRIVE_AFTER_SECONDS": "4", "SHOP_REDRIVE_INTERVAL_SECONDS": "1"}
-    stack = Stack(PROFILES["test"], fresh=True, extra_env=env)
+           "SHOP_REDRIVE_AFTER_SECONDS": "4", "SHOP_REDRIVE_INTERVAL_SECONDS": "1",
+           # Short enough for a test to outwait the gateway.
+           "SHOP_RPC_TIMEOUT_SECONDS": "6"}
+    # Two instances of every service, as in production, and a third in reserve for scaling out.
+    stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
     try:
         stack.start()
         yield stack
@@ -167,3 +171,10 @@ def wait_for_rpc():
             time.sleep(0.1)
 
     return wait
+
+
+@pytest.fixture
+def fault_flags(rpc):
+    """Switch fault flags as an operator would (any service answers); all off again afterwards."""
+    yield rpc.order_service
+    rpc.order_service.clear_faults()

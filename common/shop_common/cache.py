@@ -16,6 +16,9 @@ from nameko.extensions import DependencyProvider
 
 PRODUCT_TTL_SECONDS = 300
 ORDER_TTL_SECONDS = 3600
+# A PENDING entry will change; if the write of its successor fails (Redis away), it must not
+# outlive the truth for long. Final statuses never change and keep the long TTL.
+OPEN_ORDER_TTL_SECONDS = 15
 
 LIST_GENERATION_KEY = "shop:products:gen"
 
@@ -85,9 +88,10 @@ class OrderCache:
         self._set_if_newer = redis_client.register_script(_SET_IF_NEWER)
 
     def put(self, order_view, version):
+        ttl = OPEN_ORDER_TTL_SECONDS if order_view["status"] == "PENDING" else ORDER_TTL_SECONDS
         return bool(self._set_if_newer(
             keys=[order_key(order_view["id"])],
-            args=[version, json.dumps(order_view), ORDER_TTL_SECONDS],
+            args=[version, json.dumps(order_view), ttl],
         ))
 
     def get(self, order_id):
@@ -99,7 +103,9 @@ class _RedisProvider(DependencyProvider):
     cache_class = None
 
     def setup(self):
-        self.client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5, health_check_interval=30)
+        # Short timeouts: a cache write is best effort and must not hold a worker when Redis stalls.
+        self.client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1,
+                                           health_check_interval=30)
         self.cache = self.cache_class(self.client)
 
     def stop(self):

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from shop_common import events, outbox
 from shop_common.outbox import OutboxPublisher
@@ -133,3 +133,41 @@ def test_rows_queued_but_never_acknowledged_stay_unpublished(own_broker, transac
     delivered = {json.loads(record.value)["event_id"] for record in read_all(address, events.ORDERS_TOPIC)
                  if record.key == order_id.encode()}
     assert delivered == set(event_ids)
+
+
+def test_one_relay_per_service_publishes_at_a_time(broker, orders_topic, transactions, table):
+    """Two instances of a service both run a relay; the advisory lock lets one publish, so an
+    order's events keep their order. The other publishes nothing while the lock is held."""
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    first = OutboxPublisher(transactions.engine, table, producer, "twins")
+    second = OutboxPublisher(transactions.engine, table, producer, "twins")
+    drain(first)
+    _, event_ids = stage(transactions, table, 2)
+    with transactions.begin() as session:  # the first relay is in the middle of a batch
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('shop_outbox_relay:twins'))"))
+        assert second.publish_batch() == 0
+        assert unpublished_ids(transactions, table, event_ids) == set(event_ids)
+    assert second.publish_batch() == 2  # its turn once the batch is over
+    producer.close()
+
+
+def test_old_published_rows_and_old_inbox_claims_are_pruned(transactions, table):
+    from svc_order.models import inbox
+
+    _, event_ids = stage(transactions, table, 3)
+    with transactions.begin() as session:
+        session.execute(update(table).where(table.c.event_id.in_(event_ids[:2]))
+                        .values(published_at=text("now() - interval '8 days'")))
+        session.execute(inbox.delete().where(inbox.c.consumer == "test"))
+        session.execute(inbox.insert().values(event_id="old-claim", consumer="test", event_type="Thing",
+                                              processed_at=text("now() - interval '8 days'")))
+        session.execute(inbox.insert().values(event_id="new-claim", consumer="test", event_type="Thing"))
+    week = 7 * 24 * 3600
+    with transactions.begin() as session:
+        assert outbox.prune(session, table, "published_at", week) >= 2
+        assert outbox.prune(session, inbox, "processed_at", week) >= 1
+    with transactions.begin() as session:
+        left = set(session.execute(select(table.c.event_id).where(table.c.event_id.in_(event_ids))).scalars())
+        claims = set(session.execute(select(inbox.c.event_id).where(inbox.c.consumer == "test")).scalars())
+    assert left == {event_ids[2]}  # never published: kept whatever its age
+    assert claims == {"new-claim"}

@@ -169,3 +169,23 @@ def test_an_order_id_does_not_outlive_its_request_in_the_logs(client, calls):
     assert logs._order_id.get() == "o9"  # the test client runs the app in this thread
     client.get("/health")
     assert logs._order_id.get() is None
+
+
+def test_with_redis_away_reads_come_from_the_services_and_login_is_refused_not_guessed(calls):
+    """A port where nothing listens stands for Redis down: caches become misses, never 500s."""
+    answers, seen = calls
+    app = create_app({"AMQP_URI": "memory://", "REDIS_URL": "redis://127.0.0.1:9/0",
+                      "AUTH": {"jwt_secret": SECRET}, "SERVICES": ["order_service"]})
+    client = app.test_client()
+    answers[("product_service", "get_product")] = {"id": "p1", "stock": 3}
+    answers[("product_service", "list_products")] = {"items": [], "page": 1}
+    answers[("order_service", "get_order")] = {"id": "o1", "user_id": "u1", "status": "PAID"}
+    product = client.get("/products/p1")
+    assert product.status_code == 200 and product.headers["X-Cache"] == "MISS"
+    assert client.get("/products").status_code == 200
+    order = client.get("/orders/o1", headers=auth())
+    assert order.status_code == 200 and order.json["status"] == "PAID"
+    assert [call[:2] for call in seen] == [("product_service", "get_product"), ("product_service", "list_products"),
+                                           ("order_service", "get_order")]
+    login = client.post("/auth/login", json={"email": "a@example.com", "password": "x"})
+    assert login.status_code == 503 and login.json["error"]["code"] == "unavailable"

@@ -51,6 +51,15 @@ def page_args():
     return page, page_size, request.args.get("q", "").strip()
 
 
+def from_cache(read, *args):
+    """A cache call that never fails a request: with Redis away it is a miss, and nothing is stored."""
+    try:
+        return read(*args)
+    except redis.RedisError as exc:
+        log.warning("cache unavailable, serving from the service: %r", exc)
+        return None
+
+
 def create_app(config=None):
     config = config or load_config(os.environ.get("SHOP_GATEWAY_CONFIG", CONFIG_PATH))
     app = Flask(__name__)
@@ -137,22 +146,24 @@ def create_app(config=None):
         if args is None:  # not cacheable: the service names the bad field (400)
             return rpc.call("product_service", "list_products", request.args.get("page", 1),
                             request.args.get("page_size", 20), request.args.get("q"))
-        cached, key = product_cache.get_list(*args)
+        cached, key = from_cache(product_cache.get_list, *args) or (None, None)
         observability.cache_result("product_list", cached is not None)
         if cached is not None:
             return cached_response(cached, "HIT")
         result = rpc.call("product_service", "list_products", *args)
-        product_cache.fill(key, result)
+        if key:
+            from_cache(product_cache.fill, key, result)
         return cached_response(result, "MISS")
 
     @app.get("/products/<product_id>")
     def get_product(product_id):
-        cached, key = product_cache.get_product(product_id)
+        cached, key = from_cache(product_cache.get_product, product_id) or (None, None)
         observability.cache_result("product", cached is not None)
         if cached is not None:
             return cached_response(cached, "HIT")
         product = rpc.call("product_service", "get_product", product_id)
-        product_cache.fill(key, product)
+        if key:
+            from_cache(product_cache.fill, key, product)
         return cached_response(product, "MISS")
 
     @app.post("/products")
@@ -177,7 +188,7 @@ def create_app(config=None):
     @app.get("/orders/<order_id>")
     @login_required
     def get_order(order_id):
-        cached = order_cache.get(order_id)
+        cached = from_cache(order_cache.get, order_id)
         hit = cached is not None and cached.get("user_id") == g.user_id
         observability.cache_result("order", hit)
         if hit:

@@ -10,6 +10,7 @@ import logging
 from flask import jsonify
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from shop_common.errors import decode_remote_value
@@ -75,6 +76,7 @@ def register(app):
     @app.errorhandler(UnknownService)
     @app.errorhandler(OperationalError)
     @app.errorhandler(ConnectionError)
+    @app.errorhandler(RedisError)  # e.g. the login throttle cannot count: refuse rather than guess
     def unavailable(exc):
         log.warning("dependency unavailable: %r", exc)
         return error_response(503, "unavailable", "A service the shop depends on is unavailable; try again soon.")

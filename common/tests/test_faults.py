@@ -1,0 +1,57 @@
+"""Fault flags on a real Redis: switched for every process at once, targeted, off by default."""
+import pytest
+
+from shop_common import faults
+from shop_common.faults import FaultFlags, InjectedFault, UnknownFlag
+from shop_common.metrics import FAULT_FLAG
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture
+def flags():
+    switch, process = FaultFlags(REDIS_URL), FaultFlags(REDIS_URL)  # an operator's shell, and a service
+    switch.clear()
+    process.refresh()
+    yield switch, process
+    switch.clear()
+    process.refresh()
+
+
+def test_flags_are_off_until_switched_on_and_reach_another_process(flags):
+    switch, process = flags
+    assert faults.value("kafka_handler_failure_rate", service="payment_service") == 0.0
+    switch.set("kafka_handler_failure_rate", 1.0)
+    assert faults.value("kafka_handler_failure_rate", service="payment_service") == 0.0  # not read yet
+    process.refresh()
+    assert faults.value("kafka_handler_failure_rate", service="payment_service") == 1.0
+    assert FAULT_FLAG.labels("kafka_handler_failure_rate")._value.get() == 1.0
+    with pytest.raises(InjectedFault):
+        faults.raise_if_rolled("kafka_handler_failure_rate", service="payment_service")
+    switch.clear("kafka_handler_failure_rate")
+    process.refresh()
+    assert not faults.roll("kafka_handler_failure_rate", service="payment_service")
+    assert FAULT_FLAG.labels("kafka_handler_failure_rate")._value.get() == 0.0
+
+
+def test_a_target_limits_a_flag_to_one_service_or_method(flags):
+    switch, process = flags
+    switch.set("rpc_extra_latency_ms", 250, target="order_service.place_order")
+    switch.set("outbox_publish_failure_rate", 0.5, target="payment_service")
+    process.refresh()
+    assert faults.value("rpc_extra_latency_ms", "order_service", "order_service.place_order") == 250
+    assert faults.value("rpc_extra_latency_ms", "order_service", "order_service.get_order") == 0
+    assert faults.value("outbox_publish_failure_rate", service="payment_service") == 0.5
+    assert faults.value("outbox_publish_failure_rate", service="order_service") == 0
+    rolls = [faults.roll("outbox_publish_failure_rate", service="payment_service") for _ in range(400)]
+    assert 100 < sum(rolls) < 300  # about half
+
+
+def test_unknown_flags_are_refused_and_zero_switches_off(flags):
+    switch, _ = flags
+    with pytest.raises(UnknownFlag):
+        switch.set("make_everything_fast", 1)
+    switch.set("payment_provider_error_rate", 0.2)
+    assert set(switch.current()) == {"payment_provider_error_rate"}
+    switch.set("payment_provider_error_rate", 0)
+    assert switch.current() == {}
