@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run stop ps restart test test-unit test-e2e shell bench prometheus clean
+.PHONY: install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench prometheus clean
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -27,6 +27,13 @@ restart: install  ## Restart one component's instances: make restart C=svc_payme
 	@test -n "$(C)" || { echo "usage: make restart C=<component, e.g. svc_payment>"; exit 2; }
 	$(BIN)/python ops/stack.py ctl restart '$(C):*'
 
+dead-letters: install  ## What is on the dead-letter topic, and why (KAFKA_BOOTSTRAP_SERVERS, default the local broker).
+	$(BIN)/python -m shop_common.dead_letters list
+
+replay-dead-letters: install  ## Send dead letters back to their topics once the cause is fixed: IDS="0:12 2:3"
+	@test -n "$(IDS)" || { echo 'usage: make replay-dead-letters IDS="<partition:offset> ..." (see make dead-letters)'; exit 2; }
+	$(BIN)/python -m shop_common.dead_letters replay $(IDS)
+
 stop: install  ## Stop a shop whose `make run` terminal is gone.
 	$(BIN)/python ops/stack.py ctl shutdown
 
@@ -39,7 +46,11 @@ test-unit: install
 
 test-e2e: install
 	ops/bin/ensure-prometheus
-	$(BIN)/python -m pytest -m e2e
+	$(BIN)/python -m pytest -m "e2e and not chaos_slow"
+
+chaos: install  ## Every chaos experiment (minutes each), with a table of the invariants at the end.
+	ops/bin/ensure-prometheus
+	$(BIN)/python -m pytest tests/chaos -m chaos
 
 shell: install  ## nameko shell on the running system (make run in another terminal).
 	$(BIN)/nameko shell --config svc_order/config.yaml

@@ -560,7 +560,7 @@ def main():
     parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
     parser.add_argument("--fresh", action="store_true", help="drop the profile's databases and Redis db first")
     parser.add_argument("args", nargs="*", help="with ctl: supervisorctl's arguments")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.command == "ctl":
         config = ROOT / ".run" / args.profile / "supervisord.conf"
         if not config.exists():

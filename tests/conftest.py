@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ops"))
 
 from otlp_receiver import OtlpReceiver  # noqa: E402
+from prometheus_runner import LocalPrometheus  # noqa: E402
 from stack import PROFILES, Stack  # noqa: E402
 
 ADMIN = ("admin@shop.local", "shop-admin-dev")
@@ -22,6 +23,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "shop" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
+    # The chaos experiments break things on purpose: they come after every other test.
+    items.sort(key=lambda item: "/chaos/" in str(item.fspath))
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +42,9 @@ def shop(otlp):
            # Redrive stuck orders quickly, so the lost-event test need not wait a minute.
            "SHOP_REDRIVE_AFTER_SECONDS": "4", "SHOP_REDRIVE_INTERVAL_SECONDS": "1",
            # Short enough for a test to outwait the gateway.
-           "SHOP_RPC_TIMEOUT_SECONDS": "6"}
+           "SHOP_RPC_TIMEOUT_SECONDS": "6",
+           # The chaos suite keeps a database away for longer than this (experiment 5).
+           "KAFKA_MAX_POLL_INTERVAL_MS": "30000"}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
     stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
     try:
@@ -47,6 +52,14 @@ def shop(otlp):
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(shop, tmp_path_factory):
+    """A real Prometheus with the shop's rules, scraping every instance of the test stack each second."""
+    server = LocalPrometheus(shop.targets_path, tmp_path_factory.mktemp("prometheus")).start()
+    yield server
+    server.stop()
 
 
 class Api:

@@ -1,58 +1,16 @@
 """A real Prometheus scrapes the running test stack; every dashboard query and alert rule must work on it."""
 import json
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
-from stack import free_port
+from prometheus_runner import RULES, query
 
 OPS = Path(__file__).resolve().parents[1] / "ops"
 DASHBOARDS = sorted((OPS / "grafana" / "dashboards").glob("*.json"))
-RULES = OPS / "prometheus" / "rules" / "shop-alerts.yml"
 METRIC_NAME = re.compile(r"\b(shop_[a-z_]+|up|process_[a-z_]+)\b")
-
-
-@pytest.fixture(scope="module")
-def prometheus(shop, tmp_path_factory):
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is missing: `make test` installs it (ops/bin/ensure-prometheus)"
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        # Every instance the stack runs, as `make prometheus` finds them (file_sd, written by ops/stack.py).
-        "scrape_configs": [{"job_name": "shop", "file_sd_configs": [{"files": [str(shop.targets_path)]}]}],
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=open(workdir / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, (workdir / "prometheus.log").read_text()
-        time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
-def query(url, expr):
-    body = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
-    assert body["status"] == "success", f"{expr}: {body}"
-    return body["data"]["result"]
 
 
 def panel_queries():
@@ -94,27 +52,27 @@ def wait_for_samples(url, expr, at_least, timeout=60):
 
 def test_every_panel_and_rule_works_on_live_metrics(prometheus, api, admin, shop):
     # Traffic over several scrapes, so that rates and increases have two samples or more.
-    wait_for_samples(prometheus, "up", 2)
+    wait_for_samples(prometheus.url, "up", 2)
     make_traffic(api, admin)
-    wait_for_samples(prometheus, "shop_payments_total", 2)
+    wait_for_samples(prometheus.url, "shop_payments_total", 2)
     make_traffic(api, admin)
-    wait_for_samples(prometheus, "shop_payments_total", 4)
+    wait_for_samples(prometheus.url, "shop_payments_total", 4)
 
-    targets = query(prometheus, "up")
+    targets = query(prometheus.url, "up")
     expected = {(group["labels"]["job"], address) for group in json.loads(shop.targets_path.read_text())
                 for address in group["targets"]}
     assert len(expected) == 1 + 5 * shop.replicas  # the gateway and every instance of each service
     assert {(t["metric"]["job"], t["metric"]["instance"]) for t in targets} == expected
     assert all(t["value"][1] == "1" for t in targets), targets
 
-    empty = [(dashboard, title, expr) for dashboard, title, expr in panel_queries() if not query(prometheus, expr)]
-    assert not empty, f"panels without data: {empty}; scrape durations: {query(prometheus, 'scrape_duration_seconds')}"
+    empty = [(dashboard, title, expr) for dashboard, title, expr in panel_queries() if not query(prometheus.url, expr)]
+    assert not empty, f"panels without data: {empty}; scrape durations: {query(prometheus.url, 'scrape_duration_seconds')}"
 
-    groups = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert len(rules) == len(yaml.safe_load(RULES.read_text())["groups"][0]["rules"])
     for rule in rules:
         assert rule["health"] == "ok", rule  # evaluated against the live data without error
-        query(prometheus, rule["query"])
+        query(prometheus.url, rule["query"])
         for name in set(METRIC_NAME.findall(rule["query"])):
-            assert query(prometheus, f"count({name})"), f"{rule['name']} reads {name}, which has no series"
+            assert query(prometheus.url, f"count({name})"), f"{rule['name']} reads {name}, which has no series"

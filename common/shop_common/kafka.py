@@ -85,7 +85,7 @@ def make_consumer(bootstrap_servers, group_id, **overrides):
         # Short session and heartbeat: group joins otherwise take ~20 s.
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
-        max_poll_records=100,
+        max_poll_records=int(kafka_settings().get("max_poll_records", 500)),
         max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
     )
     settings.update(overrides)
@@ -105,10 +105,15 @@ class _Abandoned(Exception):
 
 
 class _Claim:
-    """One worker's hold on a partition; ``cancelled`` tells it to let go."""
+    """One worker's hold on a partition; ``cancelled`` tells it to let go.
 
-    def __init__(self, tp):
+    ``next_offset`` is the first record it has not finished: where the
+    partition must be read from again if the worker is abandoned.
+    """
+
+    def __init__(self, tp, first_offset):
         self.tp = tp
+        self.next_offset = first_offset
         self.cancelled = False
 
 
@@ -136,6 +141,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._in_flight = {}  # TopicPartition -> _Claim
         self._finished = LightQueue()  # (claim, next offset) from workers
         self._committed = {}  # TopicPartition -> the offset this member committed or found
+        self._rewind = {}  # TopicPartition -> where to read again a partition whose worker was abandoned
         self._lag_recorded_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -181,6 +187,25 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._dead_letters.close(timeout=5)
             self._dead_letters = None
 
+    def state(self):
+        """What this member holds now, for operators: assignment, paused partitions, records in hand."""
+        consumer = self._consumer
+        if consumer is None:
+            return {"running": False}
+
+        def name(tp):
+            return f"{tp.topic}:{tp.partition}"
+
+        return {
+            "running": self._running,
+            "assigned": sorted(name(tp) for tp in consumer.assignment()),
+            "paused": sorted(name(tp) for tp in consumer.paused()),
+            "in_hand": {name(tp): {"next_offset": claim.next_offset, "cancelled": claim.cancelled}
+                        for tp, claim in self._in_flight.items()},
+            "committed": {name(tp): offset for tp, offset in self._committed.items()},
+        "positions": {name(tp): consumer.position(tp) for tp in consumer.assignment()},
+        }
+
     # -- the poller (the only greenthread that touches the consumer) --------
     def _run(self):
         try:
@@ -202,7 +227,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         batches = self._consumer.poll(timeout_ms=200)
         for tp, records in batches.items():
             self._consumer.pause(tp)
-            claim = self._in_flight[tp] = _Claim(tp)
+            claim = self._in_flight[tp] = _Claim(tp, records[0].offset)
             self.container.spawn_managed_thread(partial(self._work, claim, records),
                                                 identifier=f"kafka_partition[{tp.topic}:{tp.partition}]")
         self._settle(self._drain_finished())
@@ -220,8 +245,12 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             pass
         return finished
 
-    def _settle(self, finished, resume=True):
-        """Commit what the workers finished; give their partitions back to the poller."""
+    def _settle(self, finished, resume=True, wait_for_commit=True):
+        """Commit what the workers finished; give their partitions back to the poller.
+
+        Inside a rebalance callback, which runs on kafka-python's IO thread, a blocking commit is
+        refused (``wait_for_commit=False``): the commit is sent without waiting for it.
+        """
         offsets = {}
         for claim, next_offset in finished:
             if self._in_flight.get(claim.tp) is not claim:
@@ -230,19 +259,34 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             if next_offset is not None and next_offset != self._committed.get(claim.tp):
                 offsets[claim.tp] = OffsetAndMetadata(next_offset, "", -1)
             if resume:
-                if next_offset is not None:
-                    self._consumer.seek(claim.tp, next_offset)  # whatever was not handled comes again
-                self._consumer.resume(claim.tp)
+                self._resume(claim.tp, claim.next_offset)  # whatever was not handled comes again
+            else:  # a rebalance or a stop: if this member keeps the partition, it reads on from here
+                self._rewind[claim.tp] = claim.next_offset
         if not offsets:
             return
         try:
-            self._consumer.commit(offsets)
+            if wait_for_commit:
+                self._consumer.commit(offsets)
+            else:
+                self._consumer.commit_async(offsets)
         except KafkaError as exc:
             # A rebalance took the partitions: their next owner handles these records again (inbox).
             log.warning("commit failed, records will be redelivered: %r", exc)
             return
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
+
+    def _resume(self, tp, offset):
+        if offset is not None:
+            self._consumer.seek(tp, offset)
+        self._consumer.resume(tp)
+        # kafka-python 3.0.12 parks the records it had fetched for a partition when it is paused,
+        # and never hands them back (nor fetches that partition again) if another partition's
+        # emptied records sit in line when it is resumed: the partition would stall for good.
+        # Dropping them costs one fetch; the position (and the seek above) says where to read.
+        parked = getattr(getattr(self._consumer, "_fetcher", None), "_paused_partition_records", None)
+        if parked is not None:
+            parked.pop(tp, None)
 
     def _finish_in_flight(self, timeout):
         deadline = time.monotonic() + timeout
@@ -258,16 +302,26 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._in_flight[tp].cancelled = True  # no next record, no further retries
         deadline = time.monotonic() + REVOKE_WAIT_SECONDS
         while any(tp in self._in_flight for tp in mine) and time.monotonic() < deadline:
-            self._settle(self._drain_finished(timeout=min(0.5, deadline - time.monotonic())), resume=False)
+            self._settle(self._drain_finished(timeout=min(0.5, deadline - time.monotonic())), resume=False,
+                         wait_for_commit=False)
         for tp in revoked:
-            self._in_flight.pop(tp, None)
+            abandoned = self._in_flight.pop(tp, None)
+            if abandoned is not None:
+                self._rewind[tp] = abandoned.next_offset
             self._committed.pop(tp, None)
             with contextlib.suppress(KeyError):  # another member reports this partition's lag now
                 KAFKA_CONSUMER_LAG.remove(self.container.service_name, tp.topic, str(tp.partition))
 
     def partitions_assigned(self, assigned):
+        """A partition this member keeps across a rebalance keeps its paused flag and its position in
+        kafka-python: resume it, and read again from the first record a worker did not finish."""
         for tp in assigned:
             self._committed.pop(tp, None)  # read from the group when lag is next recorded
+            if tp in self._rewind:
+                self._resume(tp, self._rewind.pop(tp))
+            else:
+                self._resume(tp, None)
+        self._rewind.clear()  # partitions gone elsewhere start from their committed offset there
 
     def _record_lag(self):
         """Lag = the partition's end offset minus the offset committed for it."""
@@ -306,7 +360,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                     self._process_record(claim, record)
                 except _Abandoned:
                     break
-                next_offset = record.offset + 1
+                next_offset = claim.next_offset = record.offset + 1
         finally:
             self._finished.put((claim, next_offset))
 
@@ -370,7 +424,9 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         event_id = event.get("event_id") if event else None
         log.error("dead-lettering %s[%d]@%d (event %s): %s: %s", record.topic, record.partition, record.offset,
                   event_id, reason, error, extra={"order_id": order_id})
-        dead_headers = [(key, value.encode()) for key, value in headers.items() if not key.startswith("x-")] + [
+        # The original's headers (trace context, and x-replay-of when it was replayed from here before).
+        kept = {key: value for key, value in headers.items() if not key.startswith("x-") or key == "x-replay-of"}
+        dead_headers = [(key, value.encode()) for key, value in kept.items()] + [
             ("x-original-topic", record.topic.encode()),
             ("x-original-partition", str(record.partition).encode()),
             ("x-original-offset", str(record.offset).encode()),

@@ -6,8 +6,9 @@ from nameko import config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-from shop_common import faults
+from shop_common import dead_letters, faults
 from shop_common.faults import FLAGS, FaultFlags
+from shop_common.kafka import KafkaEventConsumer, kafka_settings
 from shop_common.metrics import ServiceTelemetry
 from shop_common.rpc import CallerDeadline, rpc
 
@@ -40,6 +41,14 @@ class FaultInjection(DependencyProvider):
                 eventlet.sleep(extra_ms / 1000)
 
 
+class KafkaConsumerState(DependencyProvider):
+    """The state of this process's Kafka consumer, if the service has one."""
+
+    def get_dependency(self, worker_ctx):
+        consumers = [ext for ext in self.container.extensions if isinstance(ext, KafkaEventConsumer)]
+        return consumers[0].state if consumers else (lambda: {"running": False, "note": "no Kafka handlers"})
+
+
 class ServiceBase:
     """Mixed into each service class."""
 
@@ -48,6 +57,7 @@ class ServiceBase:
     telemetry = ServiceTelemetry()
     fault_injection = FaultInjection()
     caller_deadline = CallerDeadline()
+    consumer_state = KafkaConsumerState()
 
     @rpc
     def health(self):
@@ -71,3 +81,22 @@ class ServiceBase:
     def fault_flags(self):
         """Operator call: the flags switched on now, and every flag there is."""
         return {"on": self.fault_injection.current(), "known": FLAGS}
+
+    @rpc
+    def kafka_consumer(self):
+        """Operator call: this instance's Kafka consumer: partitions assigned, paused, in hand, committed."""
+        return self.consumer_state()
+
+    @rpc
+    def dead_letters(self, limit=100):
+        """Operator call: the latest dead letters and why; their ids go to replay_dead_letters."""
+        return dead_letters.list_dead_letters(_bootstrap_servers(), int(limit))
+
+    @rpc
+    def replay_dead_letters(self, ids):
+        """Operator call: send these dead letters back to their topics (after fixing the cause)."""
+        return dead_letters.replay(_bootstrap_servers(), list(ids))
+
+
+def _bootstrap_servers():
+    return kafka_settings().get("bootstrap_servers", "127.0.0.1:9092")

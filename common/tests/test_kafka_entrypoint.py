@@ -43,8 +43,8 @@ def envelope(event_type="Thing", **payload):
     return events.encode(events.new_event(event_type, payload, order_id="order-1"))
 
 
-def run_service(broker, service_cls, group):
-    with config.patch({"KAFKA": {"bootstrap_servers": broker, "group_id": group}}):
+def run_service(broker, service_cls, group, **kafka):
+    with config.patch({"KAFKA": {"bootstrap_servers": broker, "group_id": group, **kafka}}):
         container = ServiceContainer(service_cls)
         container.start()
     return container
@@ -314,3 +314,90 @@ def test_a_dead_letter_that_cannot_be_sent_is_retried_before_the_record_is_commi
         container.stop()
     assert len(handled) == 1  # the handler ran once; only the dead-letter send was retried
     assert len(dead_letters_from(broker, topic)) == 1
+
+
+def test_a_partition_kept_across_a_rebalance_is_read_on(broker):
+    """A member keeps its partition when another joins the group (kafka-python keeps the partition's
+    paused flag and position across the rebalance): what it had in hand is finished and committed,
+    and the partition is resumed, so the records after it are handled too."""
+    kept, other = f"test.{uuid.uuid4().hex[:8]}", f"test.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(kept, 1, 1), NewTopic(other, 1, 1)])
+    admin.close()
+    handled, release = [], eventlet.event.Event()
+
+    class Keeper:
+        name = "keeper"
+
+        @kafka_event(kept, "Thing")
+        def handle(self, event):
+            if event["payload"]["n"] == 0:
+                release.wait()  # in hand while the group rebalances
+            handled.append(event["payload"]["n"])
+
+    class Newcomer:  # same group, another topic: the range assignor leaves `kept` with Keeper
+        name = "newcomer"
+
+        @kafka_event(other, "Thing")
+        def handle(self, event):
+            pass
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    keeper = run_service(broker, Keeper, group)
+    newcomer = None
+    try:
+        publish(broker, kept, [envelope(n=0)])
+        wait_until(lambda: keeper.extensions and not handled and _started(keeper))
+        newcomer = run_service(broker, Newcomer, group)
+        eventlet.spawn_after(2, release.send)  # finishes while the keeper waits in its revoke callback
+        publish(broker, kept, [envelope(n=1), envelope(n=2)])
+        wait_until(lambda: handled == [0, 1, 2], timeout=40)
+        wait_until(lambda: committed(broker, group, kept) == 3, timeout=20)
+    finally:
+        keeper.stop()
+        if newcomer is not None:
+            newcomer.stop()
+
+
+def _started(container):
+    from shop_common.kafka import KafkaEventHandler
+
+    consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventHandler)).consumer
+    return bool(consumer._in_flight)
+
+
+def test_a_partition_paused_with_records_still_fetched_is_not_stranded(broker):
+    """More records of one partition are fetched than one poll hands out; that partition is paused
+    while its worker runs and the rest is parked by kafka-python, while another partition keeps
+    flowing. When the worker is done, the parked rest must be read (kafka-python 3.0.12 alone
+    would never hand it back, and never fetch that partition again)."""
+    topic_name = f"test.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(topic_name, 2, 1)])
+    admin.close()
+    handled = {0: [], 1: []}
+
+    class Busy:
+        name = "busy"
+
+        @kafka_event(topic_name, "Thing")
+        def handle(self, event):
+            eventlet.sleep(0.05)
+            handled[event["payload"]["partition"]].append(event["payload"]["n"])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Busy, group, max_poll_records=5)
+    producer = KafkaProducer(bootstrap_servers=broker, linger_ms=50)
+    try:
+        for n in range(40):
+            producer.send(topic_name, partition=0, value=envelope(partition=0, n=n))
+        producer.flush()
+        for n in range(60):  # the other partition keeps flowing meanwhile
+            producer.send(topic_name, partition=1, value=envelope(partition=1, n=n))
+            producer.flush()
+            eventlet.sleep(0.05)
+        wait_until(lambda: len(handled[0]) == 40 and len(handled[1]) == 60, timeout=30)
+    finally:
+        producer.close()
+        container.stop()
+    assert handled[0] == list(range(40)) and handled[1] == list(range(60))
