@@ -52,6 +52,7 @@ RETRY_BACKOFF_MAX = 10.0
 LAG_REFRESH_SECONDS = 5.0
 REVOKE_WAIT_SECONDS = 10.0  # how long a rebalance waits for in-flight records to finish
 STOP_WAIT_SECONDS = 30.0
+STALL_SECONDS = 30.0  # a partition with records to read that does not move for this long is fetched afresh
 
 TRANSIENT = (TransientError, OperationalError, InterfaceError, DisconnectionError, RedisConnectionError,
              RedisTimeoutError, KafkaError, ConnectionError, TimeoutError, OSError)
@@ -142,6 +143,8 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._finished = LightQueue()  # (claim, next offset) from workers
         self._committed = {}  # TopicPartition -> the offset this member committed or found
         self._rewind = {}  # TopicPartition -> where to read again a partition whose worker was abandoned
+        self._stalled_since = {}  # TopicPartition -> (position, since when it has not moved)
+        self._stall_seconds = STALL_SECONDS
         self._lag_recorded_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -151,6 +154,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         # Clients are created in setup(): start() runs concurrently with other
         # extensions and kafka-python's connect there races the hub.
         self._consumer = make_consumer(self._servers, settings.get("group_id") or self.container.service_name)
+        self._stall_seconds = float(settings.get("stall_seconds", STALL_SECONDS))
         self._dead_letters = make_producer(self._servers)
 
     def start(self):
@@ -188,22 +192,20 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._dead_letters = None
 
     def state(self):
-        """What this member holds now, for operators: assignment, paused partitions, records in hand."""
+        """What this member holds now, for operators: partitions assigned, paused and in hand, the
+        offsets committed and reached, and kafka-python's own fetch state."""
         consumer = self._consumer
         if consumer is None:
             return {"running": False}
-
-        def name(tp):
-            return f"{tp.topic}:{tp.partition}"
-
         return {
             "running": self._running,
-            "assigned": sorted(name(tp) for tp in consumer.assignment()),
-            "paused": sorted(name(tp) for tp in consumer.paused()),
-            "in_hand": {name(tp): {"next_offset": claim.next_offset, "cancelled": claim.cancelled}
+            "assigned": sorted(_name(tp) for tp in consumer.assignment()),
+            "paused": sorted(_name(tp) for tp in consumer.paused()),
+            "in_hand": {_name(tp): {"next_offset": claim.next_offset, "cancelled": claim.cancelled}
                         for tp, claim in self._in_flight.items()},
-            "committed": {name(tp): offset for tp, offset in self._committed.items()},
-        "positions": {name(tp): consumer.position(tp) for tp in consumer.assignment()},
+            "committed": {_name(tp): offset for tp, offset in self._committed.items()},
+            "positions": {_name(tp): consumer.position(tp) for tp in consumer.assignment()},
+            "fetcher": _fetcher_view(consumer),
         }
 
     # -- the poller (the only greenthread that touches the consumer) --------
@@ -280,10 +282,13 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         if offset is not None:
             self._consumer.seek(tp, offset)
         self._consumer.resume(tp)
-        # kafka-python 3.0.12 parks the records it had fetched for a partition when it is paused,
-        # and never hands them back (nor fetches that partition again) if another partition's
-        # emptied records sit in line when it is resumed: the partition would stall for good.
-        # Dropping them costs one fetch; the position (and the seek above) says where to read.
+        self._unpark(tp)
+
+    def _unpark(self, tp):
+        """kafka-python 3.0.12 parks the records it had fetched for a partition when it is paused,
+        and never hands them back (nor fetches that partition again) if another partition's
+        emptied records sit in line when it is resumed: the partition would stall for good.
+        Dropping them costs one fetch; the position says where to read."""
         parked = getattr(getattr(self._consumer, "_fetcher", None), "_paused_partition_records", None)
         if parked is not None:
             parked.pop(tp, None)
@@ -348,6 +353,44 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                 self._committed[tp] = committed
             KAFKA_CONSUMER_LAG.labels(self.container.service_name, tp.topic, str(tp.partition)).set(
                 max(end - committed, 0))
+            self._watch_for_stall(tp, end)
+
+    def _watch_for_stall(self, tp, end):
+        """A partition with records to read, neither paused nor in hand, whose position does not move
+        for ``stall_seconds``: kafka-python has stopped fetching it (seen once here with Tansu and
+        kafka-python 3.0.12, cause not found). Log its fetch state and start its fetching afresh,
+        so a stall costs seconds, not the partition."""
+        if tp in self._in_flight or tp in self._consumer.paused():
+            self._stalled_since.pop(tp, None)
+            return
+        try:
+            position = self._consumer.position(tp, timeout_ms=1000)
+        except Exception:
+            return
+        if position is None or position >= end:
+            self._stalled_since.pop(tp, None)
+            return
+        seen = self._stalled_since.get(tp)
+        if seen is None or seen[0] != position:
+            self._stalled_since[tp] = (position, time.monotonic())
+            return
+        if time.monotonic() - seen[1] < self._stall_seconds:
+            return
+        log.warning("partition %s has stayed at offset %d for %.0fs with records up to %d to read; "
+                    "fetching it afresh. Fetch state: %s", _name(tp), position, time.monotonic() - seen[1], end,
+                    json.dumps(_fetcher_view(self._consumer)))
+        del self._stalled_since[tp]
+        self._restart_fetch(tp, position)
+
+    def _restart_fetch(self, tp, position):
+        self._resume(tp, position)
+        try:  # kafka-python internals: forget all it holds for this partition, and its fetch sessions
+            fetcher = self._consumer._fetcher
+            fetcher._paused_partition_records.pop(tp, None)
+            fetcher._paused_completed_fetches.pop(tp, None)
+            fetcher._session_handlers.clear()  # the next fetch is a full one
+        except AttributeError:
+            pass
 
     # -- workers (one per partition with records in hand) ------------------
     def _work(self, claim, records):
@@ -451,6 +494,33 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                     self._dead_letters = None
                     producer.close(timeout=0)
                 self._sleep_unless_cancelled(claim, backoff(attempt))
+
+
+def _fetcher_view(consumer):
+    """kafka-python's own fetch state, for diagnosing a partition that does not move (best effort:
+    these are its internals, and may change with its version)."""
+    try:
+        fetcher = consumer._fetcher
+        in_line = fetcher._next_partition_records
+        return {
+            "nodes_with_pending_fetch": sorted(str(node) for node in fetcher._nodes_with_pending_fetch_requests),
+            "completed_fetches": [_name(fetch.topic_partition) for fetch in list(fetcher._completed_fetches)],
+            "records_in_line": None if in_line is None else {"partition": _name(in_line.topic_partition),
+                                                              "records_left": bool(in_line)},
+            "parked_records": sorted(_name(tp) for tp in fetcher._paused_partition_records),
+            "parked_fetches": sorted(_name(tp) for tp in fetcher._paused_completed_fetches),
+            "partitions": {_name(tp): {"paused": state.paused, "pending_revocation": state._pending_revocation,
+                                       "valid_position": state.has_valid_position,
+                                       "awaiting_validation": state._awaiting_validation,
+                                       "awaiting_reset": state.awaiting_reset}
+                           for tp, state in consumer._subscription.assignment.items()},
+        }
+    except Exception as exc:  # a kafka-python that is built differently
+        return {"unavailable": repr(exc)}
+
+
+def _name(tp):
+    return f"{tp.topic}:{tp.partition}"
 
 
 def _order_id_of(raw):

@@ -366,11 +366,10 @@ def _started(container):
     return bool(consumer._in_flight)
 
 
-def test_a_partition_paused_with_records_still_fetched_is_not_stranded(broker):
-    """More records of one partition are fetched than one poll hands out; that partition is paused
-    while its worker runs and the rest is parked by kafka-python, while another partition keeps
-    flowing. When the worker is done, the parked rest must be read (kafka-python 3.0.12 alone
-    would never hand it back, and never fetch that partition again)."""
+def one_busy_partition_beside_a_flowing_one(broker, timeout, **kafka):
+    """40 records of partition 0 fetched at once while a slow handler takes 5 at a time (so the
+    partition is paused with records parked), and partition 1 flowing meanwhile. Returns what the
+    handler saw of each partition."""
     topic_name = f"test.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=broker)
     admin.create_topics([NewTopic(topic_name, 2, 1)])
@@ -386,7 +385,7 @@ def test_a_partition_paused_with_records_still_fetched_is_not_stranded(broker):
             handled[event["payload"]["partition"]].append(event["payload"]["n"])
 
     group = f"g-{uuid.uuid4().hex[:6]}"
-    container = run_service(broker, Busy, group, max_poll_records=5)
+    container = run_service(broker, Busy, group, max_poll_records=5, **kafka)
     producer = KafkaProducer(bootstrap_servers=broker, linger_ms=50)
     try:
         for n in range(40):
@@ -396,8 +395,28 @@ def test_a_partition_paused_with_records_still_fetched_is_not_stranded(broker):
             producer.send(topic_name, partition=1, value=envelope(partition=1, n=n))
             producer.flush()
             eventlet.sleep(0.05)
-        wait_until(lambda: len(handled[0]) == 40 and len(handled[1]) == 60, timeout=30)
+        wait_until(lambda: len(handled[0]) == 40 and len(handled[1]) == 60, timeout=timeout)
     finally:
         producer.close()
         container.stop()
+    return handled
+
+
+def test_a_partition_paused_with_records_still_fetched_is_not_stranded(broker):
+    """When the worker is done, the parked rest of the busy partition must be read (kafka-python
+    3.0.12 alone would never hand it back, and never fetch that partition again)."""
+    handled = one_busy_partition_beside_a_flowing_one(broker, timeout=30)
     assert handled[0] == list(range(40)) and handled[1] == list(range(60))
+
+
+def test_a_stranded_partition_is_fetched_afresh(broker, monkeypatch):
+    """The safety net under the fixes above: with the resume-time fix switched off, kafka-python
+    strands the partition (its parked records are never handed back); the consumer notices a
+    partition that has records to read but does not move, and fetches it again. Each time the
+    partition strands again (the fix is off), it waits for the next check."""
+    from shop_common.kafka import KafkaEventConsumer
+
+    monkeypatch.setattr(KafkaEventConsumer, "_unpark", lambda self, tp: None)
+    handled = one_busy_partition_beside_a_flowing_one(broker, timeout=90, stall_seconds=2)
+    assert handled[0] == list(range(40)) and handled[1] == list(range(60))
+
