@@ -90,7 +90,28 @@ def make_consumer(bootstrap_servers, group_id, **overrides):
         max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
     )
     settings.update(overrides)
-    return KafkaConsumer(**settings)
+    consumer = KafkaConsumer(**settings)
+    if not _enabled(kafka_settings().get("leave_group", True)):
+        _never_leave_group(consumer)
+    return consumer
+
+
+def _enabled(value):
+    return str(value).strip().lower() not in ("false", "0", "no", "off")
+
+
+def _never_leave_group(consumer):
+    """Tansu (the local broker) mishandles LeaveGroup: once every member of a group has left that
+    way, it keeps a departed member as the group's leader, and new members rejoin in a loop and are
+    never assigned a partition. A member that simply goes quiet is expired after the session timeout
+    (seconds), which Tansu handles well; this member therefore never sends LeaveGroup, only forgets
+    its membership. Real Kafka handles LeaveGroup correctly and keeps the default."""
+    coordinator = consumer._coordinator  # kafka-python 3.0.x: close() and a poll timeout go through here
+
+    async def forget_membership(reason=None, timeout_ms=None):
+        coordinator.reset_generation()
+
+    coordinator.maybe_leave_group_async = forget_membership
 
 
 def headers_to_dict(headers):

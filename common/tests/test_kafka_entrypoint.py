@@ -420,3 +420,44 @@ def test_a_stranded_partition_is_fetched_afresh(broker, monkeypatch):
     handled = one_busy_partition_beside_a_flowing_one(broker, timeout=90, stall_seconds=2)
     assert handled[0] == list(range(40)) and handled[1] == list(range(60))
 
+
+def test_a_group_whose_members_all_left_is_served_again(broker):
+    """Every instance of a service stops, then they start again one after the other: the group must
+    be served. Tansu, once every member has left with LeaveGroup after a rebalance, keeps a departed
+    member as the leader and never assigns the next members anything (most such cycles, for good);
+    members configured as the stack runs them (leave_group: false) are expired instead."""
+    topic_name = f"test.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(topic_name, 2, 1)])
+    admin.close()
+    handled = []
+
+    class Member:
+        name = "member"
+
+        @kafka_event(topic_name, "Thing")
+        def handle(self, event):
+            handled.append(event["payload"]["n"])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    producer = KafkaProducer(bootstrap_servers=broker)
+
+    def served(n):
+        for partition in (0, 1):
+            producer.send(topic_name, partition=partition, value=envelope(n=n + partition))
+        producer.flush()
+        wait_until(lambda: {n, n + 1} <= set(handled), timeout=40)
+
+    try:
+        for cycle in range(3):
+            members = [run_service(broker, Member, group, leave_group=False)]
+            try:
+                served(cycle * 10)
+                members.append(run_service(broker, Member, group, leave_group=False))  # a rebalance
+                served(cycle * 10 + 5)
+            finally:  # both at once, as `supervisorctl stop svc_x:*` does
+                for stop in [eventlet.spawn(member.stop) for member in members]:
+                    stop.wait()
+    finally:
+        producer.close()
+    assert sorted(handled) == [0, 1, 5, 6, 10, 11, 15, 16, 20, 21, 25, 26]
