@@ -13,11 +13,11 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import psycopg2  # noqa: E402
 import pytest  # noqa: E402
 
+from shop_common.testing import recreate_database  # noqa: E402
+
 ROOT = Path(__file__).parent
-PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 # The databases each service's migrations go into (Inventory shares Product's).
 SERVICE_DATABASES = {"svc_user": "users", "svc_product": "products", "svc_inventory": "products",
                      "svc_order": "orders", "svc_payment": "payments"}
@@ -25,22 +25,12 @@ ENV_OF = {"users": "USERS_DATABASE_URL", "products": "PRODUCTS_DATABASE_URL",
           "orders": "ORDERS_DATABASE_URL", "payments": "PAYMENTS_DATABASE_URL"}
 
 
-def _recreate(name):
-    connection = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.close()
-
-
 @pytest.fixture(scope="session")
 def unit_databases():
     """Fresh, migrated databases for store tests (no services running on them)."""
     urls = {}
     for short in sorted(set(SERVICE_DATABASES.values())):
-        _recreate(f"shop_unit_{short}")
-        urls[short] = f"{PG}/shop_unit_{short}"
+        urls[short] = recreate_database(f"shop_unit_{short}")
     env = dict(os.environ, **{ENV_OF[short]: url for short, url in urls.items()})
     for service in SERVICE_DATABASES:
         subprocess.run([sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],

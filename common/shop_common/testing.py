@@ -1,7 +1,12 @@
-"""Helpers for every service's tests: valid events with only the fields a test cares about."""
+"""Helpers for every service's tests: valid events with only the fields a test cares about, and
+fresh databases."""
 import uuid
 
+import psycopg2
+
 from shop_common import events
+
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 
 _DEFAULTS = {
     events.ORDER_CREATED: lambda: {
@@ -31,3 +36,14 @@ def order_created(lines, order_id=None, **payload):
              for product_id, quantity in lines]
     total = sum(item["quantity"] * item["unit_price_cents"] for item in items)
     return event(events.ORDER_CREATED, order_id, items=items, total_cents=total, **payload)
+
+
+def recreate_database(name):
+    """An empty database ``name`` (dropped first if it exists); returns its SQLAlchemy URL."""
+    connection = psycopg2.connect(f"{POSTGRES.replace('+psycopg2', '')}/postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return f"{POSTGRES}/{name}"
