@@ -137,11 +137,16 @@ class Faults:
     def __init__(self, shop):
         self.shop = shop
         self.done = []
+        self.last_ended = None  # time.monotonic() when the last fault was over
+
+    def _record(self, what):
+        self.done.append(what)
+        self.last_ended = time.monotonic()
 
     def kill(self, process):
         """SIGKILL: a crash at whatever line the process was on; supervisord restarts it."""
         pid = self.shop.kill(process)
-        self.done.append(f"SIGKILL {process.split(':')[-1]}")
+        self._record(f"SIGKILL {process.split(':')[-1]}")
         return pid
 
     def kill_repeatedly(self, program, times, every=(2.0, 4.0)):
@@ -165,7 +170,7 @@ class Faults:
         finally:
             for process in processes:
                 self.shop.kill(process, signal.SIGCONT)
-            self.done.append(f"{what} for {time.monotonic() - started:.0f}s")
+            self._record(f"{what} for {time.monotonic() - started:.0f}s")
 
     @contextmanager
     def database_refusing(self, url, what):
@@ -183,17 +188,18 @@ class Faults:
             with admin.cursor() as cursor:
                 cursor.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             admin.close()
-            self.done.append(f"{what} for {time.monotonic() - started:.0f}s")
+            self._record(f"{what} for {time.monotonic() - started:.0f}s")
 
     def pause_redis(self, seconds):
         """CLIENT PAUSE: every client of this Redis server waits (reads and writes) for ``seconds``."""
         redis.Redis.from_url(self.shop.env["REDIS_URL"]).execute_command("CLIENT", "PAUSE", int(seconds * 1000), "ALL")
-        self.done.append(f"Redis paused {seconds:.0f}s")
+        time.sleep(seconds)
+        self._record(f"Redis paused {seconds:.0f}s")
 
     def restart(self, program):
         self.shop.stop_program(program)
         self.shop.start_program(program)
-        self.done.append(f"restart {program}")
+        self._record(f"restart {program}")
 
 
 # -- the invariants ---------------------------------------------------------------------------------
@@ -329,9 +335,12 @@ class Experiment:
 
     # -- settling ---------------------------------------------------------------------------------
     def settle(self, timeout=300):
-        """Until every accepted order is settled and nothing waits in an outbox or a topic."""
+        """Until every accepted order is settled and nothing waits in an outbox or a topic.
+
+        Time to settle is counted from the end of the last fault (or of the load, if that is later:
+        orders placed after the faults are part of what has to settle)."""
         self.load.wait()
-        started = time.monotonic()
+        load_ended = started = time.monotonic()
         accepted = [request.order_id for request in self.load.requests if request.accepted]
         last = None
         while time.monotonic() - started < timeout:
@@ -341,7 +350,7 @@ class Experiment:
             lag = {} if unsettled else {k: v for k, v in self.truth.consumer_lag().items() if v}
             last = {"unsettled": len(unsettled), "backlog": backlog, "lag": lag}
             if not unsettled and not any(backlog.values()) and not lag:
-                self.settle_seconds = time.monotonic() - started
+                self.settle_seconds = time.monotonic() - max(load_ended, self.faults.last_ended or load_ended)
                 return self.settle_seconds
             time.sleep(1.0)
         raise AssertionError(f"{self.name}: the shop did not settle within {timeout}s: {last}")

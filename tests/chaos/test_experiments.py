@@ -63,11 +63,12 @@ def test_4_kafka_broker_down_for_minutes(experiment, prometheus):
     run.start_load(400, per_second=3.0, retry_budget=300)
     run.wait_until_placed(10)
     with run.faults.frozen("kafka", "Kafka broker hung"):
+        started = time.monotonic()
         state = wait_for_alert(prometheus, "OutboxBacklogGrowing", "order_service", timeout=150)
-        time.sleep(10)
+        time.sleep(max(0.0, 150 - (time.monotonic() - started)))  # minutes, not a blip
     run.settle(timeout=400)
     run.assert_invariants()
-    run.faults.done.append(f"OutboxBacklogGrowing {state}")
+    run.faults.done.append(f"OutboxBacklogGrowing {state} during it")
     no_server_errors(run)
 
 
@@ -85,7 +86,7 @@ def test_5_payment_database_refusing_connections_past_max_poll_interval(experime
         time.sleep(max(0.0, 45 - (time.monotonic() - started)))  # well past max_poll_interval (30 s)
     run.settle(timeout=400)
     run.assert_invariants()
-    run.faults.done.append(f"KafkaConsumerLagGrowing {state}")
+    run.faults.done.append(f"KafkaConsumerLagGrowing {state} during it")
     no_server_errors(run)
 
 
@@ -148,7 +149,6 @@ def test_9_redis_paused_for_30_seconds(experiment):
     run.start_load(90, per_second=3.0)
     run.wait_until_placed(10)
     run.faults.pause_redis(30)
-    time.sleep(31)
     run.settle()
     run.assert_invariants()
     no_server_errors(run)
