@@ -77,7 +77,9 @@ def make_producer(bootstrap_servers):
     )
 
 
-def make_consumer(bootstrap_servers, group_id, **overrides):
+def make_consumer(bootstrap_servers, group_id, leave_group=None, **overrides):
+    """A consumer in ``group_id`` that commits by hand. ``leave_group`` (default: KAFKA.leave_group)
+    False: it never sends LeaveGroup (see _never_leave_group)."""
     settings = dict(
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
@@ -91,7 +93,9 @@ def make_consumer(bootstrap_servers, group_id, **overrides):
     )
     settings.update(overrides)
     consumer = KafkaConsumer(**settings)
-    if not _enabled(kafka_settings().get("leave_group", True)):
+    if leave_group is None:
+        leave_group = _enabled(kafka_settings().get("leave_group", True))
+    if not leave_group:
         _never_leave_group(consumer)
     return consumer
 
