@@ -1,7 +1,11 @@
 """The outbox publisher against real PostgreSQL and a real broker: in order, marked after the ack, never lost."""
 import json
 import signal
+import time
 import uuid
+from collections import Counter
+
+import eventlet
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -171,3 +175,52 @@ def test_old_published_rows_and_old_inbox_claims_are_pruned(transactions, table)
         claims = set(session.execute(select(inbox.c.event_id).where(inbox.c.consumer == "test")).scalars())
     assert left == {event_ids[2]}  # never published: kept whatever its age
     assert claims == {"new-claim"}
+
+
+def test_after_a_hung_broker_every_row_is_published_and_sent_once_per_attempt(own_broker, transactions, table,
+                                                                            unit_databases):
+    """The relay in a service, the broker hung for 35 s: each attempt gives up after the ack timeout
+    (longer than the producer's delivery timeout) and the next starts with a fresh producer after a
+    growing pause, so when the broker answers again every row is published and marked, having been
+    sent at most once per attempt (3 here), never once per second of the outage."""
+    from nameko import config
+    from nameko.containers import ServiceContainer
+
+    from shop_common.outbox import OutboxRelay
+
+    process, address = own_broker
+    admin = KafkaAdminClient(bootstrap_servers=address)
+    admin.create_topics([NewTopic(events.ORDERS_TOPIC, 1, 1)])
+    admin.close()
+    drain(OutboxPublisher(transactions.engine, table, KafkaProducer(bootstrap_servers=address), "test"))
+
+    class Relaying:
+        name = "relaying"
+        relay = OutboxRelay(table)
+
+    with config.patch({"DATABASE_URL": unit_databases["orders"], "KAFKA": {"bootstrap_servers": address}}):
+        container = ServiceContainer(Relaying)
+        container.start()
+    try:
+        order_id, _ = stage(transactions, table, 1)  # warm: the relay's producer has its metadata
+        wait_for(lambda: not unpublished_ids(transactions, table, _), 20)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            order_id, event_ids = stage(transactions, table, 3)
+            eventlet.sleep(35)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        wait_for(lambda: not unpublished_ids(transactions, table, event_ids), 60)
+    finally:
+        container.stop()
+    copies = Counter(json.loads(record.value)["event_id"] for record in read_all(address, events.ORDERS_TOPIC)
+                     if record.key == order_id.encode())
+    assert set(copies) == set(event_ids)
+    assert max(copies.values()) <= 4, copies  # attempts at about 0, 13 and 27 s; a retry inside one at most
+
+
+def wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        eventlet.sleep(0.2)
