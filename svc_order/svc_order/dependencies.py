@@ -131,6 +131,33 @@ class OrderStore:
                 cancelled.append((view, version))
         return cancelled
 
+    def cancel(self, order_id, reason, operator_note):
+        """Cancel one PENDING order on an operator's word (IllegalOrderTransition for any other);
+        its compensations follow through OrderCompleted, as for every other outcome."""
+        with self.transactions.begin() as session:
+            row = session.execute(select(orders).where(orders.c.id == order_id).with_for_update()).first()
+            if row is None:
+                raise OrderNotFound("order not found", {"order_id": order_id})
+            order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
+            order.cancel(reason)
+            view, version, _ = self._record(session, row, order, None, "OrderCancelledByOperator",
+                                            {"reason": operator_note})
+            return view, version
+
+    def find(self, user_ids=None, status=None, older_than_seconds=None, limit=50):
+        """Orders for operators, newest first: of these users, in this status, placed this long ago or more."""
+        query = select(orders)
+        if user_ids is not None:
+            query = query.where(orders.c.user_id.in_(user_ids))
+        if status is not None:
+            query = query.where(orders.c.status == status)
+        if older_than_seconds is not None:
+            query = query.where(orders.c.created_at
+                                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds))
+        with self.transactions.begin() as session:
+            rows = session.execute(query.order_by(orders.c.created_at.desc(), orders.c.id).limit(limit)).all()
+            return [self._view(session, row) for row in rows]
+
     def _record(self, session, row, order, event_id, event_type, detail):
         """Store the order's new state with its history; a final status goes out as OrderCompleted."""
         reached = order.status if order.status != row.status else None
@@ -295,6 +322,13 @@ class Customers:
     def shipping_address(self, user_id):
         try:
             return self.rpc.get_user(user_id)["address"]
+        except RemoteError as exc:
+            translate_remote_error(exc, {"UserNotFound": UserNotFound})
+
+    def user_id_by_email(self, email):
+        """The id of the user with this email; UserNotFound if there is none."""
+        try:
+            return self.rpc.get_user_by_email(email)["id"]
         except RemoteError as exc:
             translate_remote_error(exc, {"UserNotFound": UserNotFound})
 

@@ -86,6 +86,7 @@ class OrderStatus:
 class CancelReason:
     SOLD_OUT = "sold_out"
     DEADLINE = "deadline"
+    OPERATOR = "operator"  # cancelled by the shop's staff (order_service.cancel_order)
 
 
 MESSAGES = {
@@ -96,6 +97,8 @@ MESSAGES = {
                                                    "Your order was cancelled and any charge has been refunded.",
     (OrderStatus.CANCELLED, CancelReason.DEADLINE): "Sorry, we could not confirm your order in time, so it was "
                                                    "cancelled. Any charge will be refunded.",
+    (OrderStatus.CANCELLED, CancelReason.OPERATOR): "Your order was cancelled by our team. Any reserved items "
+                                                   "were released and any charge will be refunded.",
 }
 
 
@@ -109,7 +112,7 @@ class Order:
 
     PENDING -> PAID            stock deducted and payment succeeded
     PENDING -> PAYMENT_FAILED  payment declined
-    PENDING -> CANCELLED       stock unavailable, or no outcome before the order's deadline
+    PENDING -> CANCELLED       stock unavailable, no outcome before the order's deadline, or an operator
 
     The first decisive fact wins; a fact arriving after the final status is
     recorded but changes nothing. The final status goes out as
@@ -173,7 +176,7 @@ class Order:
         self.stock_status = "RESTORED"
 
     def cancel(self, reason):
-        """The Order service's own decision (the deadline passed); only a PENDING order can be cancelled."""
+        """The Order service's own decision (the deadline passed, an operator); only a PENDING order can be cancelled."""
         self._finish(OrderStatus.CANCELLED, reason)
 
     def _finish(self, target, cancel_reason=None):

@@ -46,6 +46,32 @@ def idempotency_key(value):
     return value
 
 
+def operator_reason(value):
+    """Why an operator acts on an order: required, kept in the order's history."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 500 or "\x00" in value:
+        raise ValidationError("invalid reason", {"reason": "must be 1 to 500 characters"})
+    return value.strip()
+
+
+ORDER_STATUSES = ("PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED")
+MAX_SEARCH = 500
+
+
+def order_search(status, older_than_seconds, limit):
+    """An operator's order search -> keyword arguments for OrderStore.find."""
+    errors = {}
+    if status is not None and status not in ORDER_STATUSES:
+        errors["status"] = f"one of {', '.join(ORDER_STATUSES)}"
+    if older_than_seconds is not None and (isinstance(older_than_seconds, bool) or not isinstance(
+            older_than_seconds, int) or older_than_seconds < 0):
+        errors["older_than_seconds"] = "a whole number of seconds, 0 or more"
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH:
+        errors["limit"] = f"a whole number from 1 to {MAX_SEARCH}"
+    if errors:
+        raise ValidationError("invalid order search", errors)
+    return {"status": status, "older_than_seconds": older_than_seconds, "limit": limit}
+
+
 def item_view(row):
     return {"product_id": row.product_id, "name": row.name, "quantity": row.quantity,
             "unit_price": format_cents(row.unit_price_cents)}

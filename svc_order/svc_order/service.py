@@ -88,6 +88,24 @@ class OrderService(ServiceBase):
         return self.orders.stuck_pending(int(older_than_seconds))
 
     @rpc
+    def cancel_order(self, order_id, reason):
+        """Operator call: cancel a PENDING order (refused for a final one); stock is restored and any
+        charge refunded through the usual compensations, and the customer is told."""
+        note = schemas.operator_reason(reason)
+        order, version = self.orders.cancel(order_id, models.CancelReason.OPERATOR, note)
+        log.warning("order %s cancelled by an operator: %s", order_id, note, extra={"order_id": order_id})
+        ORDERS_COMPLETED.labels(models.OrderStatus.CANCELLED).inc()
+        self._cache(order, version)
+        return order
+
+    @rpc
+    def find_orders(self, email=None, status=None, older_than_seconds=None, limit=50):
+        """Operator call: orders newest first, of the user with this email, in this status, at least this old."""
+        query = schemas.order_search(status, older_than_seconds, limit)
+        user_ids = None if email is None else [self.customers.user_id_by_email(email)]
+        return self.orders.find(user_ids, **query)
+
+    @rpc
     def outbox_backlog(self):
         """Operator call: unpublished events and the age of the oldest."""
         return self.relay.backlog()

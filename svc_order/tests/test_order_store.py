@@ -10,7 +10,7 @@ from shop_common import events, testing
 from svc_order import events as order_events
 from svc_order.dependencies import OrderStore
 from shop_common.rpc import RequestExpired
-from svc_order.exceptions import AmountOutOfRange, OrderNotFound
+from svc_order.exceptions import AmountOutOfRange, IllegalOrderTransition, OrderNotFound
 from svc_order.models import notifications, outbox
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
@@ -212,3 +212,34 @@ def test_nothing_is_committed_once_the_callers_deadline_has_passed(store):
         store.place(user_id, lines, "USD", "pm_card_visa", ADDRESS, None, deadline=time.time() - 1)
     assert store.list_for_user(user_id) == []
     assert store.place(user_id, lines, "USD", "pm_card_visa", ADDRESS, None, deadline=time.time() + 10)[2]
+
+
+def test_an_operator_cancels_a_pending_order_and_its_compensations_follow(store):
+    order, _, _ = place(store)
+    store.apply(event(events.STOCK_UPDATED, order["id"]))
+    view, _ = store.cancel(order["id"], "operator", "priced 0.00 by mistake")
+    assert view["status"] == "CANCELLED" and "our team" in view["message"]
+    assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
+    with store.transactions.begin() as session:
+        completed = session.execute(select(outbox.c.envelope).where(
+            outbox.c.message_key == order["id"], outbox.c.event_type == "OrderCompleted")).scalar_one()
+    assert completed["payload"] == {**completed["payload"], "status": "CANCELLED", "reason": "operator"}
+    assert store.history(order["id"])[-1]["detail"] == {"reason": "priced 0.00 by mistake"}
+    with pytest.raises(IllegalOrderTransition):  # a final order stays as it is
+        store.cancel(order["id"], "operator", "again")
+    with pytest.raises(OrderNotFound):
+        store.cancel(str(uuid.uuid4()), "operator", "nobody's")
+    assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
+
+
+def test_operators_find_orders_by_user_status_and_age(store):
+    user_id = str(uuid.uuid4())
+    old, _, _ = place(store, user_id)
+    age(store, old["id"], 600, created_too=True)
+    new, _, _ = place(store, user_id)
+    store.cancel(new["id"], "operator", "test")
+    place(store)  # another user's
+    assert [o["id"] for o in store.find([user_id])] == [new["id"], old["id"]]
+    assert [o["id"] for o in store.find([user_id], status="PENDING")] == [old["id"]]
+    assert [o["id"] for o in store.find([user_id], older_than_seconds=300)] == [old["id"]]
+    assert [o["id"] for o in store.find([user_id], limit=1)] == [new["id"]]
