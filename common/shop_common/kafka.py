@@ -347,10 +347,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         kafka-python: resume it, and read again from the first record a worker did not finish."""
         for tp in assigned:
             self._committed.pop(tp, None)  # read from the group when lag is next recorded
-            if tp in self._rewind:
-                self._resume(tp, self._rewind.pop(tp))
-            else:
-                self._resume(tp, None)
+            self._resume(tp, self._rewind.pop(tp, None))
         self._rewind.clear()  # partitions gone elsewhere start from their committed offset there
 
     def _record_lag(self):

@@ -31,6 +31,15 @@ def topic(broker):
     return name
 
 
+def new_topic(broker, partitions=1):
+    """A topic of its own for one test: its name."""
+    name = f"test.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(name, partitions, 1)])
+    admin.close()
+    return name
+
+
 def publish(broker, topic, values):
     producer = KafkaProducer(bootstrap_servers=broker)
     for value in values:
@@ -224,10 +233,7 @@ def test_poison_events_are_dead_lettered_at_once_and_the_partition_moves_on(brok
 def test_a_failing_partition_stalls_only_itself_and_lag_counts_from_the_committed_offset(broker):
     from shop_common.metrics import KAFKA_CONSUMER_LAG
 
-    topic_name = f"test.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    admin.create_topics([NewTopic(topic_name, 2, 1)])
-    admin.close()
+    topic_name = new_topic(broker, partitions=2)
     handled = []
 
     class Picky:
@@ -320,10 +326,7 @@ def test_a_partition_kept_across_a_rebalance_is_read_on(broker):
     """A member keeps its partition when another joins the group (kafka-python keeps the partition's
     paused flag and position across the rebalance): what it had in hand is finished and committed,
     and the partition is resumed, so the records after it are handled too."""
-    kept, other = f"test.{uuid.uuid4().hex[:8]}", f"test.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    admin.create_topics([NewTopic(kept, 1, 1), NewTopic(other, 1, 1)])
-    admin.close()
+    kept, other = new_topic(broker), new_topic(broker)
     handled, release = [], eventlet.event.Event()
 
     class Keeper:
@@ -370,10 +373,7 @@ def one_busy_partition_beside_a_flowing_one(broker, timeout, **kafka):
     """40 records of partition 0 fetched at once while a slow handler takes 5 at a time (so the
     partition is paused with records parked), and partition 1 flowing meanwhile. Returns what the
     handler saw of each partition."""
-    topic_name = f"test.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    admin.create_topics([NewTopic(topic_name, 2, 1)])
-    admin.close()
+    topic_name = new_topic(broker, partitions=2)
     handled = {0: [], 1: []}
 
     class Busy:
@@ -426,10 +426,7 @@ def test_a_group_whose_members_all_left_is_served_again(broker):
     be served. Tansu, once every member has left with LeaveGroup after a rebalance, keeps a departed
     member as the leader and never assigns the next members anything (most such cycles, for good);
     members configured as the stack runs them (leave_group: false) are expired instead."""
-    topic_name = f"test.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    admin.create_topics([NewTopic(topic_name, 2, 1)])
-    admin.close()
+    topic_name = new_topic(broker, partitions=2)
     handled = []
 
     class Member:
