@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -189,12 +191,31 @@ class Stack:
         self.run_dir = ROOT / ".run" / profile.name
         self.log_dir = Path(log_dir or self.run_dir / "logs")
         self.config_path = self.run_dir / "supervisord.conf"
+        self.env.setdefault("STRIPE_WEBHOOK_SECRET", self._webhook_secret())
         self.targets_path = self.run_dir / "prometheus-targets.json"
         self.supervisord = None
         self.ctl = Supervisor(self.run_dir / "supervisor.sock")
         self.programs = self._programs()
 
     # -- preparation -----------------------------------------------------
+    def _webhook_secret(self):
+        """This machine's own webhook signing secret, made on first run; never in the repository."""
+        path = self.run_dir / "stripe-webhook-secret"
+        if not path.exists():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text("whsec_" + secrets.token_hex(24))
+        return path.read_text().strip()
+
+    def register_webhook(self):
+        """Tell localstripe to send its events to the gateway, signed like Stripe signs them."""
+        data = urllib.parse.urlencode({"url": f"{self.profile.gateway_url}/webhooks/stripe",
+                                       "secret": self.env["STRIPE_WEBHOOK_SECRET"]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.profile.stripe_port}/_config/webhooks/shop",
+                                         data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
     def check_infrastructure(self):
         for port, what in ((5432, "PostgreSQL"), (6379, "Redis"), (5672, "RabbitMQ")):
             if not port_in_use(port):
@@ -443,6 +464,7 @@ class Stack:
             self.wait_for_topics()
             self.start_program("localstripe")
             wait_for_port(self.profile.stripe_port, 30, "localstripe")
+            self.register_webhook()
             self.start_program(*SERVICES)
             self.start_program("web_gateway")
             self.wait_until_ready()
@@ -503,7 +525,9 @@ class Stack:
             f"{'(from SHOP_ADMIN_PASSWORD)' if 'SHOP_ADMIN_PASSWORD' in self.env else 'shop-admin-dev'}"
             "   (development only)",
             f"kafka        127.0.0.1:{p.kafka_port}   (Tansu, in memory)",
-            f"localstripe  http://127.0.0.1:{p.stripe_port}",
+            f"localstripe  http://127.0.0.1:{p.stripe_port}   (test cards: README, Payments)",
+            f"webhooks     localstripe -> {p.gateway_url}/webhooks/stripe   "
+            f"(signing secret in {self.run_dir / 'stripe-webhook-secret'})",
             f"postgres     {p.pg}/{p.db_prefix}{{users,products,orders,payments}}",
             f"redis        {self.env['REDIS_URL']}",
             f"rabbitmq     {self.env['AMQP_URI']}",

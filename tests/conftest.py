@@ -44,7 +44,11 @@ def shop(otlp):
            # Short enough for a test to outwait the gateway.
            "SHOP_RPC_TIMEOUT_SECONDS": "6",
            # The chaos suite keeps a database away for longer than this (experiment 5).
-           "KAFKA_MAX_POLL_INTERVAL_MS": "30000"}
+           "KAFKA_MAX_POLL_INTERVAL_MS": "30000",
+           # Payments: an abandoned 3-D Secure and a failing refund play out in seconds. Intents are
+           # re-fetched only after a minute, so a payment settled sooner was settled by its webhook.
+           "PAYMENT_ACTION_DEADLINE_SECONDS": "8", "REFUND_RETRY_SECONDS": "1", "MAX_REFUND_ATTEMPTS": "3",
+           "SHOP_PAYMENT_CHECK_INTERVAL_SECONDS": "1", "PAYMENT_RECHECK_SECONDS": "60"}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
     stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
     try:
@@ -183,6 +187,16 @@ def wait_for_rpc():
                 return value
             time.sleep(0.1)
 
+    return wait
+
+
+@pytest.fixture
+def wait_for_payment(rpc, wait_for_rpc):
+    """The order's payment once its status is one of ``statuses`` (status None if it never got there)."""
+    def wait(order_id, statuses, timeout=30):
+        payment = wait_for_rpc(lambda: rpc.payment_service.get_payment(order_id),
+                               lambda found: found["status"] in statuses, timeout)
+        return payment or {"status": None}
     return wait
 
 

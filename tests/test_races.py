@@ -3,15 +3,6 @@ import eventlet
 import pytest
 
 
-@pytest.fixture
-def wait_for_payment(rpc, wait_for_rpc):
-    def wait(order_id, statuses, timeout=30):
-        payment = wait_for_rpc(lambda: rpc.payment_service.get_payment(order_id),
-                               lambda found: found["status"] in statuses, timeout)
-        return payment or {"status": None}
-    return wait
-
-
 def test_sold_out_between_check_and_deduction_is_cancelled_and_refunded(shop, api, admin, stripe_client,
                                                                        wait_for_payment):
     product = admin.create_product(admin, stock=1)

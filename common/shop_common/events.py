@@ -29,6 +29,7 @@ PAYMENT_SUCCESS = "PaymentSuccess"
 PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
 PAYMENT_VOIDED = "PaymentVoided"
+PAYMENT_ACTION_REQUIRED = "PaymentActionRequired"
 
 ORDERS_TOPIC = "shop.orders"
 INVENTORY_TOPIC = "shop.inventory"
@@ -46,6 +47,7 @@ TOPIC_OF = {
     PAYMENT_FAILED: PAYMENTS_TOPIC,
     PAYMENT_REFUNDED: PAYMENTS_TOPIC,
     PAYMENT_VOIDED: PAYMENTS_TOPIC,
+    PAYMENT_ACTION_REQUIRED: PAYMENTS_TOPIC,
 }
 ALL_TOPICS = (ORDERS_TOPIC, INVENTORY_TOPIC, PAYMENTS_TOPIC, DEAD_LETTER_TOPIC)
 
@@ -123,6 +125,19 @@ class PaymentVoidedV1(_Payload):
     """No money was taken for the order, and none will be."""
 
 
+class NextAction(BaseModel):
+    type: str = Field(min_length=1, max_length=100)
+    redirect_url: Optional[str] = Field(default=None, max_length=2000)
+
+
+class PaymentActionRequiredV1(_Payload):
+    """The shopper must authenticate the payment (3-D Secure) with Stripe.js before ``expires_at``."""
+
+    client_secret: str = Field(min_length=1, max_length=300)
+    next_action: NextAction
+    expires_at: datetime
+
+
 PAYLOADS = {
     (ORDER_CREATED, 1): OrderCreatedV1,
     (ORDER_COMPLETED, 1): OrderCompletedV1,
@@ -133,6 +148,7 @@ PAYLOADS = {
     (PAYMENT_FAILED, 1): PaymentFailedV1,
     (PAYMENT_REFUNDED, 1): PaymentRefundedV1,
     (PAYMENT_VOIDED, 1): PaymentVoidedV1,
+    (PAYMENT_ACTION_REQUIRED, 1): PaymentActionRequiredV1,
 }
 KNOWN_TYPES = {event_type for event_type, _ in PAYLOADS}
 

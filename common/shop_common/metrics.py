@@ -57,6 +57,10 @@ ORDERS_PENDING = Gauge("shop_orders_pending", "Orders in PENDING now (refreshed 
 ORDERS_PENDING_OLDEST_AGE = Gauge(
     "shop_orders_pending_oldest_age_seconds", "Age of the oldest PENDING order (0 when none).")
 PAYMENTS = Counter("shop_payments_total", "Payment outcomes (succeeded, failed, refunded).", ["outcome"])
+PAYMENTS_BY_STATUS = Gauge(
+    "shop_payments_waiting", "Payments waiting in a status (REQUIRES_ACTION, SETTLING, REFUND_PENDING, "
+    "REFUND_FAILED), from the payments database every 15 s.", ["status"], multiprocess_mode="max")
+PAYMENT_DISPUTES = Counter("shop_payment_disputes_total", "Charges disputed by a cardholder (charge.dispute.created).")
 STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored).", ["change"])
 FAULT_FLAG = Gauge(
     "shop_fault_flag", "Value of each fault-injection flag in this process (0 = off).", ["flag"],

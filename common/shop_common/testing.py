@@ -20,6 +20,9 @@ _DEFAULTS = {
     events.PAYMENT_FAILED: lambda: {"failure_code": "card_declined", "failure_message": "declined"},
     events.PAYMENT_REFUNDED: lambda: {"refund_id": "re_1", "amount": "5.00", "currency": "USD"},
     events.PAYMENT_VOIDED: dict,
+    events.PAYMENT_ACTION_REQUIRED: lambda: {
+        "client_secret": "pi_1_secret_x", "next_action": {"type": "use_stripe_sdk"},
+        "expires_at": "2030-01-01T00:00:00+00:00"},
 }
 
 

@@ -32,6 +32,7 @@ FACTS = {
     shop_events.PAYMENT_FAILED: Order.record_payment_failed,
     shop_events.PAYMENT_REFUNDED: Order.record_refund,
     shop_events.PAYMENT_VOIDED: Order.record_payment_voided,
+    shop_events.PAYMENT_ACTION_REQUIRED: Order.record_payment_action_required,
 }
 # The event a stuck order needs again: an open order its start, a final one its outcome.
 REDRIVEN_EVENT = {True: shop_events.ORDER_COMPLETED, False: shop_events.ORDER_CREATED}
@@ -108,7 +109,8 @@ class OrderStore:
                 return self._view(session, row), row.version, None
             order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             fact(order)
-            return self._record(session, row, order, event["event_id"], event["event_type"], event["payload"])
+            return self._record(session, row, order, event["event_id"], event["event_type"], event["payload"],
+                                payment_action=self._payment_action(row, order, event))
 
     def cancel_overdue(self, deadline_seconds, limit=100):
         """Cancel orders still PENDING this long after they were placed (their compensations follow).
@@ -158,14 +160,25 @@ class OrderStore:
             rows = session.execute(query.order_by(orders.c.created_at.desc(), orders.c.id).limit(limit)).all()
             return [self._view(session, row) for row in rows]
 
-    def _record(self, session, row, order, event_id, event_type, detail):
+    @staticmethod
+    def _payment_action(row, order, event):
+        """What the shopper needs to authenticate, kept only while they must: the client secret goes with it."""
+        if order.payment_status != "REQUIRES_ACTION" or order.is_final:
+            return None
+        if event["event_type"] == shop_events.PAYMENT_ACTION_REQUIRED:
+            return {key: event["payload"][key] for key in ("client_secret", "next_action", "expires_at")}
+        return row.payment_action
+
+    def _record(self, session, row, order, event_id, event_type, detail, payment_action=None):
         """Store the order's new state with its history; a final status goes out as OrderCompleted."""
         reached = order.status if order.status != row.status else None
+        if event_type == shop_events.PAYMENT_ACTION_REQUIRED:
+            detail = {"expires_at": detail["expires_at"]}  # the client secret stays out of the history
         row = session.execute(
             update(orders).where(orders.c.id == row.id).values(
                 status=order.status, stock_status=order.stock_status, payment_status=order.payment_status,
-                cancel_reason=order.cancel_reason, message=order.message, version=orders.c.version + 1,
-                updated_at=func.now(),
+                cancel_reason=order.cancel_reason, message=order.message, payment_action=payment_action,
+                version=orders.c.version + 1, updated_at=func.now(),
                 settled_at=func.coalesce(orders.c.settled_at, func.now()) if order.is_settled else orders.c.settled_at,
             ).returning(orders)
         ).one()
@@ -240,6 +253,7 @@ class OrderStore:
         with self.transactions.begin() as session:
             query = select(orders.c.id, orders.c.status, orders.c.redrive_count).where(
                 orders.c.settled_at.is_(None), orders.c.updated_at <= func.now() - age,
+                orders.c.payment_status != "REQUIRES_ACTION",  # waiting for the shopper, not for an event
                 or_(orders.c.next_redrive_at.is_(None), orders.c.next_redrive_at <= func.now()))
             if order_id is not None:
                 query = query.where(orders.c.id == order_id)
@@ -265,10 +279,13 @@ class OrderStore:
         return redriven
 
     def pending_summary(self):
-        """How many orders are PENDING, and the age in seconds of the oldest."""
+        """How many orders are PENDING, and the age in seconds of the oldest not waiting for its shopper
+        (3-D Secure has its own deadline in the Payment service)."""
+        waiting_for_us = orders.c.payment_status != "REQUIRES_ACTION"
         with self.transactions.begin() as session:
             count, oldest = session.execute(
-                select(func.count(), func.extract("epoch", func.now() - func.min(orders.c.created_at)))
+                select(func.count(), func.extract("epoch", func.now() - func.min(orders.c.created_at)
+                                                  .filter(waiting_for_us)))
                 .where(orders.c.status == OrderStatus.PENDING)
             ).one()
         return {"pending": count, "oldest_age_seconds": float(oldest or 0.0)}

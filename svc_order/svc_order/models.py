@@ -29,6 +29,8 @@ orders = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # While the shopper must authenticate the payment (3-D Secure): what Stripe.js needs, from PaymentActionRequired.
+    Column("payment_action", JSONB),
     # Why a CANCELLED order was cancelled (sold_out, deadline).
     Column("cancel_reason", String(32)),
     # Set when the order is final and every compensation it needs is confirmed (Order.is_settled).
@@ -165,6 +167,11 @@ class Order:
         self.payment_status = "FAILED"
         if not self.is_final:
             self._finish(OrderStatus.PAYMENT_FAILED)
+
+    def record_payment_action_required(self):
+        """The shopper must authenticate; the order waits for them (a late notice changes nothing)."""
+        if self.payment_status == "PENDING" and not self.is_final:
+            self.payment_status = "REQUIRES_ACTION"
 
     def record_refund(self):
         self.payment_status = "REFUNDED"

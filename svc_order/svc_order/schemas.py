@@ -46,13 +46,6 @@ def idempotency_key(value):
     return value
 
 
-def operator_reason(value):
-    """Why an operator acts on an order: required, kept in the order's history."""
-    if not isinstance(value, str) or not value.strip() or len(value) > 500 or "\x00" in value:
-        raise ValidationError("invalid reason", {"reason": "must be 1 to 500 characters"})
-    return value.strip()
-
-
 ORDER_STATUSES = ("PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED")
 MAX_SEARCH = 500
 
@@ -87,9 +80,18 @@ def order_view(order, items):
         "currency": order.currency,
         "message": order.message,
         "shipping_address": order.shipping_address,
+        "payment": payment_view(order),
         "created_at": order.created_at.isoformat(),
         "updated_at": order.updated_at.isoformat(),
     }
+
+
+def payment_view(order):
+    """Where the order's payment stands; while the shopper must authenticate, what Stripe.js needs for it."""
+    view = {"status": order.payment_status.lower()}
+    if order.payment_status == "REQUIRES_ACTION" and order.payment_action:
+        view.update(order.payment_action)
+    return view
 
 
 def notification_view(row):

@@ -5,7 +5,7 @@ import os
 import eventlet
 from nameko.timer import timer
 
-from shop_common import events
+from shop_common import events, operator
 from shop_common.cache import OrderCacheProvider
 from shop_common.kafka import kafka_event
 from shop_common.metrics import (
@@ -91,7 +91,7 @@ class OrderService(ServiceBase):
     def cancel_order(self, order_id, reason):
         """Operator call: cancel a PENDING order (refused for a final one); stock is restored and any
         charge refunded through the usual compensations, and the customer is told."""
-        note = schemas.operator_reason(reason)
+        note = operator.reason(reason)
         order, version = self.orders.cancel(order_id, models.CancelReason.OPERATOR, note)
         log.warning("order %s cancelled by an operator: %s", order_id, note, extra={"order_id": order_id})
         ORDERS_COMPLETED.labels(models.OrderStatus.CANCELLED).inc()
@@ -161,6 +161,10 @@ class OrderService(ServiceBase):
 
     @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_REFUNDED)
     def on_payment_refunded(self, event):
+        self._apply(event)
+
+    @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_ACTION_REQUIRED)
+    def on_payment_action_required(self, event):
         self._apply(event)
 
     @kafka_event(events.PAYMENTS_TOPIC, events.PAYMENT_VOIDED)

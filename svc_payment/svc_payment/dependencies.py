@@ -1,57 +1,99 @@
-"""Payment records (PostgreSQL) and the payment provider (Stripe)."""
-import logging
-from contextlib import contextmanager
+"""Payment records (PostgreSQL): one payment per order and its state machine (models.PaymentStatus).
 
-import stripe
-from nameko import config
-from nameko.extensions import DependencyProvider
+Every method is one transaction. What Stripe says arrives here as an intent
+snapshot (``stripe_client.snapshot``), whichever path brought it (confirm's
+answer, a webhook, a re-fetch), and ``apply_intent`` turns it into the same
+transition. Methods that leave Stripe work to do return a ``FollowUp``.
+"""
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import eventlet
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shop_common import events as shop_events
-from shop_common import faults
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
 from shop_common.metrics import PAYMENTS
 from shop_common.money import MIN_CHARGE_CENTS, format_cents
 from svc_payment import events
-from svc_payment.exceptions import PaymentBusy, PaymentNotFound, PaymentProviderUnavailable
+from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from svc_payment.models import PaymentStatus as Status
-from svc_payment.models import inbox, outbox, payments
+from svc_payment.models import disputes, inbox, outbox, payments, stripe_events
 from svc_payment.schemas import payment_view
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "payment_service"
 # Everything Payment says about an order: sent again when the order's events come again.
-OUTCOMES = (shop_events.PAYMENT_SUCCESS, shop_events.PAYMENT_FAILED, shop_events.PAYMENT_REFUNDED,
-            shop_events.PAYMENT_VOIDED)
+OUTCOMES = (shop_events.PAYMENT_ACTION_REQUIRED, shop_events.PAYMENT_SUCCESS, shop_events.PAYMENT_FAILED,
+            shop_events.PAYMENT_REFUNDED, shop_events.PAYMENT_VOIDED)
+# Stripe intent status -> where an open payment goes.
+INTENT_OUTCOME = {
+    "succeeded": Status.SUCCEEDED,
+    "processing": Status.SETTLING,
+    "requires_action": Status.REQUIRES_ACTION,
+    "requires_payment_method": Status.FAILED,  # declined, or authentication failed
+    "canceled": Status.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Stripe work a transition calls for: ``refund`` the payment, or ``cancel_intent``."""
+
+    action: str
+    payment: dict
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long the shopper has to authenticate, and how often open payments and refunds are looked at."""
+
+    action_deadline_seconds: int = 900
+    recheck_seconds: int = 60
+    refund_retry_seconds: int = 30
+    max_refund_attempts: int = 5
+
+
+def seconds(value):
+    return func.make_interval(0, 0, 0, 0, 0, 0, value)
 
 
 class PaymentStore:
-    def __init__(self, transactions):
+    def __init__(self, transactions, timing=None):
         self.transactions = transactions
+        self.timing = timing or Timing()
 
     @contextmanager
-    def exclusive(self, order_id):
-        """Only one worker, of any instance, charges or refunds an order at a time.
+    def exclusive(self, order_id, wait_seconds=0.0):
+        """Only one worker, of any instance, talks to Stripe about an order at a time.
 
         A PostgreSQL advisory lock held on its own connection for the whole
         Stripe exchange: PostgreSQL releases it the moment that connection
         ends, so a crashed worker never blocks the next one. Raises
-        ``PaymentBusy`` (retried later) when another worker holds it.
+        ``PaymentBusy`` (retried later) when another worker still holds it
+        after ``wait_seconds``.
         """
         key = f"payment:{order_id}"
+        deadline = time.monotonic() + wait_seconds
         with self.transactions.engine.connect() as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            if not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": key}).scalar():
-                raise PaymentBusy("another worker is charging or refunding this order", {"order_id": order_id})
+            while not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": key}).scalar():
+                if time.monotonic() >= deadline:
+                    raise PaymentBusy("another worker is charging or refunding this order", {"order_id": order_id})
+                eventlet.sleep(0.05)
             try:
                 yield
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
 
+    # -- charging ------------------------------------------------------------
     def begin_charge(self, event, request):
         """The payment to charge for this OrderCreated, or None when there is nothing to charge.
 
@@ -65,20 +107,23 @@ class PaymentStore:
         with self.transactions.begin() as session:
             row = session.execute(
                 insert(payments)
-                .values(status=Status.PROCESSING, **request)
+                .values(status=Status.PROCESSING, charge_attempts=1, **request)
                 .on_conflict_do_nothing()
                 .returning(payments)
             ).first()
             if row is None:
-                row = session.execute(
-                    select(payments).where(payments.c.order_id == request["order_id"]).with_for_update()
-                ).one()
+                row = self._lock(session, request["order_id"])
                 if row.status != Status.PROCESSING:
-                    # Charged, declined or voided already: record the claim, and send the
-                    # outcome again in case the Order service lost it.
+                    # Charged, declined, waiting for the shopper or voided already: record the claim,
+                    # and send what we said again in case the Order service lost it.
                     inbox_log.claim(session, inbox, event, CONSUMER)
                     outbox_log.republish(session, outbox, row.order_id, OUTCOMES)
                     return None
+                row = session.execute(
+                    update(payments).where(payments.c.order_id == row.order_id)
+                    .values(charge_attempts=payments.c.charge_attempts + 1, updated_at=func.now())
+                    .returning(payments)
+                ).one()
             return payment_view(row)
 
     def _refuse(self, event, request, failure_code, failure_message):
@@ -103,28 +148,83 @@ class PaymentStore:
                 .values(intent_id=intent_id, updated_at=func.now())
             )
 
-    def finish_charge(self, event, outcome):
-        """Record Stripe's answer and its event. Returns the payment if it must now be refunded."""
-        to_refund = None
+    def apply_intent(self, order_id, intent, event=None):
+        """Record what Stripe says about the order's intent; the same answer twice changes nothing.
+
+        ``event``, the OrderCreated being handled, is claimed with it. A
+        snapshot older than what is recorded (a late webhook) is ignored by
+        the state machine. Returns a FollowUp or None.
+        """
         with self.transactions.begin() as session:
-            row = self._lock(session, event["order_id"])
-            inbox_log.claim(session, inbox, event, CONSUMER)
-            if row.status != Status.PROCESSING:
+            row = self._lock(session, order_id)
+            if event is not None:
+                inbox_log.claim(session, inbox, event, CONSUMER)
+            if row.intent_id not in (None, intent["intent_id"]):
+                log.warning("ignored an intent that is not the order's: %s", intent["intent_id"],
+                            extra={"order_id": order_id})
                 return None
-            details = {key: outcome.get(key) for key in ("intent_id", "failure_code", "failure_message")}
-            if outcome["succeeded"]:
-                payment = self._move(session, row.order_id, row.status, Status.SUCCEEDED, details)
-                outbox_log.add(session, outbox, events.payment_success(payment))
-                if row.refund_requested:  # stock ran out while we were charging
-                    to_refund = self._move(session, row.order_id, Status.SUCCEEDED, Status.REFUND_PENDING, {})
-            else:
-                payment = self._move(session, row.order_id, row.status, Status.FAILED, details)
-                outbox_log.add(session, outbox, events.payment_failed(payment))
-        PAYMENTS.labels("succeeded" if outcome["succeeded"] else "failed").inc()
-        return to_refund
+            target = INTENT_OUTCOME.get(intent["status"])
+            if row.status in Status.OPEN:
+                return self._settle(session, row, target, intent)
+            if target == Status.SUCCEEDED and row.status in (Status.FAILED, Status.VOIDED):
+                # Money taken after we gave up on it (a late authentication or settlement): it goes back.
+                log.error("a charge landed after its payment was %s: refunding it", row.status,
+                          extra={"order_id": order_id})
+                payment = self._move(session, row, Status.REFUND_PENDING, {
+                    "intent_id": intent["intent_id"], "refund_requested": True, "refund_attempts": 0,
+                    "refund_reason": f"charge succeeded after the payment was {row.status.lower()}",
+                    "next_check_at": self._after(self.timing.refund_retry_seconds)})
+                return FollowUp("refund", payment)
+            return None
+
+    def _settle(self, session, row, target, intent):
+        details = {"intent_id": intent["intent_id"], "failure_code": intent.get("failure_code"),
+                   "failure_message": intent.get("failure_message")}
+        if target == Status.SUCCEEDED:
+            payment = self._move(session, row, Status.SUCCEEDED, dict(details, next_check_at=None))
+            outbox_log.add(session, outbox, events.payment_success(payment))
+            PAYMENTS.labels("succeeded").inc()
+            if row.refund_requested:  # the order ended while we were charging
+                payment = self._move(session, row, Status.REFUND_PENDING, {
+                    "next_check_at": self._after(self.timing.refund_retry_seconds)}, current=Status.SUCCEEDED)
+                return FollowUp("refund", payment)
+            return None
+        if target == Status.FAILED:
+            if row.refund_requested:  # the order ended already: nothing was taken, nothing will be
+                self._move(session, row, Status.VOIDED, dict(details, next_check_at=None))
+                outbox_log.add(session, outbox, events.payment_voided(row.order_id))
+                return None
+            payment = self._move(session, row, Status.FAILED, dict(details, next_check_at=None))
+            outbox_log.add(session, outbox, events.payment_failed(payment))
+            PAYMENTS.labels("failed").inc()
+            return None
+        if target == Status.REQUIRES_ACTION and row.status == Status.PROCESSING:
+            expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.timing.action_deadline_seconds)
+            payment = self._move(session, row, Status.REQUIRES_ACTION, {
+                "intent_id": intent["intent_id"], "action_expires_at": expires_at,
+                "next_check_at": func.least(expires_at, self._after(self.timing.recheck_seconds))})
+            if row.refund_requested:
+                return FollowUp("cancel_intent", payment)
+            outbox_log.add(session, outbox, events.payment_action_required(payment, intent))
+            PAYMENTS.labels("requires_action").inc()
+            return None
+        if target == Status.SETTLING and row.status != Status.SETTLING:
+            self._move(session, row, Status.SETTLING, {
+                "intent_id": intent["intent_id"], "next_check_at": self._after(self.timing.recheck_seconds)})
+            return None
+        if row.status != Status.PROCESSING:  # still open, nothing new: look again later
+            session.execute(update(payments).where(payments.c.order_id == row.order_id)
+                            .values(next_check_at=self._next_check(row)))
+        return None
+
+    def _next_check(self, row):
+        later = self._after(self.timing.recheck_seconds)
+        if row.status == Status.REQUIRES_ACTION and row.action_expires_at is not None:
+            return func.least(later, row.action_expires_at)
+        return later
 
     def release_for_order(self, event):
-        """The order ended without being paid (OrderCompleted): void the payment, or return it to refund now."""
+        """The order ended unpaid (OrderCompleted): void the payment, or return what Stripe must undo."""
         order_id = event["order_id"]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
@@ -142,39 +242,127 @@ class PaymentStore:
                 outbox_log.add(session, outbox, events.payment_voided(order_id))
                 return None
             row = self._lock(session, order_id)
-            if row.status == Status.PROCESSING:
-                # A charge that did not finish (its OrderCreated was dead-lettered): it refunds when it does.
-                session.execute(update(payments).where(payments.c.order_id == order_id)
-                                .values(refund_requested=True, updated_at=func.now()))
-                return None
+            if row.status in Status.OPEN:
+                # Whatever the charge ends as, nothing may stay taken: see _settle.
+                payment = self._set(session, order_id, refund_requested=True)
+                return FollowUp("cancel_intent", payment) if row.status == Status.REQUIRES_ACTION else None
             if row.status == Status.SUCCEEDED:
-                return self._move(session, order_id, row.status, Status.REFUND_PENDING, {"refund_requested": True})
+                payment = self._move(session, row, Status.REFUND_PENDING, {
+                    "refund_requested": True, "next_check_at": self._after(self.timing.refund_retry_seconds)})
+                return FollowUp("refund", payment)
             return None  # declined (the Order service knows), or refunded already
 
-    def finish_refund(self, order_id, refund_id):
+    def open_payment(self, order_id):
+        """The payment while it waits for an outcome (read under ``exclusive``), else None."""
         with self.transactions.begin() as session:
-            row = self._lock(session, order_id)
-            if row.status != Status.REFUND_PENDING:
-                return
-            payment = self._move(session, order_id, row.status, Status.REFUNDED, {"refund_id": refund_id})
-            outbox_log.add(session, outbox, events.payment_refunded(payment))
-        PAYMENTS.labels("refunded").inc()
+            row = session.execute(select(payments).where(payments.c.order_id == order_id)).first()
+        return payment_view(row) if row is not None and row.status in Status.OPEN else None
 
-    def refunds_due(self, older_than_seconds, limit=100):
-        """Orders whose payment waits in REFUND_PENDING (a crash, or Stripe away), oldest first."""
+    def action_expired(self, payment):
+        expires_at = payment["action_expires_at"]
+        return (payment["status"] == Status.REQUIRES_ACTION and expires_at is not None
+                and datetime.fromisoformat(expires_at) <= datetime.now(timezone.utc))
+
+    # -- refunds -------------------------------------------------------------
+    def request_refund(self, order_id, reason):
+        """Operator: refund a succeeded charge, or try a parked refund again. Returns the FollowUp."""
         with self.transactions.begin() as session:
-            return session.execute(
-                select(payments.c.order_id).where(
-                    payments.c.status == Status.REFUND_PENDING,
-                    payments.c.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
-                ).order_by(payments.c.updated_at).limit(limit)
-            ).scalars().all()
+            row = self._lock_or_raise(session, order_id)
+            values = {"refund_requested": True, "refund_attempts": 0, "refund_failure": None,
+                      "refund_reason": reason, "next_check_at": self._after(self.timing.refund_retry_seconds)}
+            if row.status == Status.REFUND_PENDING:
+                payment = self._set(session, order_id, **values)
+            elif row.status in (Status.SUCCEEDED, Status.REFUND_FAILED):
+                payment = self._move(session, row, Status.REFUND_PENDING, values)
+            else:
+                raise IllegalPaymentTransition(f"a {row.status} payment has no charge to refund",
+                                               {"order_id": order_id, "status": row.status})
+        return FollowUp("refund", payment)
 
     def refund_due(self, order_id):
         """The payment if it still waits for its refund (read under ``exclusive``), else None."""
         with self.transactions.begin() as session:
             row = session.execute(select(payments).where(payments.c.order_id == order_id)).first()
         return payment_view(row) if row is not None and row.status == Status.REFUND_PENDING else None
+
+    def record_refund(self, order_id, refund):
+        """Record Stripe's word on the order's refund: done, still pending, or failed (retried, then parked)."""
+        with self.transactions.begin() as session:
+            row = self._lock(session, order_id)
+            if row.status != Status.REFUND_PENDING:
+                return
+            if refund["status"] == "succeeded":
+                payment = self._move(session, row, Status.REFUNDED, {
+                    "refund_id": refund["refund_id"], "refund_status": "succeeded", "next_check_at": None})
+                outbox_log.add(session, outbox, events.payment_refunded(payment))
+                PAYMENTS.labels("refunded").inc()
+            elif refund["status"] in ("failed", "canceled"):
+                attempts = row.refund_attempts + 1
+                failure = refund.get("failure_reason") or refund["status"]
+                if attempts >= self.timing.max_refund_attempts:
+                    self._move(session, row, Status.REFUND_FAILED, {
+                        "refund_id": None, "refund_status": refund["status"], "refund_attempts": attempts,
+                        "refund_failure": failure, "next_check_at": None})
+                    PAYMENTS.labels("refund_failed").inc()
+                    log.error("refund parked after %d failed attempts (%s): an operator must act",
+                              attempts, failure, extra={"order_id": order_id})
+                    return
+                backoff = self.timing.refund_retry_seconds * 2 ** (attempts - 1)
+                self._set(session, order_id, refund_id=None, refund_status=refund["status"],
+                          refund_attempts=attempts, refund_failure=failure, next_check_at=self._after(backoff))
+                log.warning("refund %s failed (%s), attempt %d; retrying in %ss", refund["refund_id"], failure,
+                            attempts, backoff, extra={"order_id": order_id})
+            else:  # pending: Stripe will tell us (webhook), or the timer looks again
+                self._set(session, order_id, refund_id=refund["refund_id"], refund_status=refund["status"],
+                          next_check_at=self._after(self.timing.refund_retry_seconds))
+
+    def claim_due(self, limit=50):
+        """Payments the timer must look at now (refunds to retry, intents to re-fetch), oldest due first.
+
+        SKIP LOCKED and a lease on ``next_check_at``: two instances never
+        take the same row, and a crashed one's rows come back after the lease.
+        """
+        with self.transactions.begin() as session:
+            due = (select(payments.c.order_id).where(payments.c.next_check_at <= func.now())
+                   .order_by(payments.c.next_check_at, payments.c.order_id).limit(limit)
+                   .with_for_update(skip_locked=True)).scalar_subquery()
+            rows = session.execute(
+                update(payments).where(payments.c.order_id.in_(due))
+                .values(next_check_at=self._after(self.timing.recheck_seconds))
+                .returning(payments.c.order_id, payments.c.status, payments.c.next_check_at)
+            ).all()
+        return [(row.order_id, row.status) for row in sorted(rows, key=lambda row: row.order_id)]
+
+    # -- webhooks, disputes, operators -----------------------------------------
+    def order_of_intent(self, intent_id):
+        with self.transactions.begin() as session:
+            return session.execute(select(payments.c.order_id).where(payments.c.intent_id == intent_id)).scalar()
+
+    def stripe_event_seen(self, event_id):
+        with self.transactions.begin() as session:
+            return session.execute(select(stripe_events.c.event_id)
+                                   .where(stripe_events.c.event_id == event_id)).first() is not None
+
+    def record_stripe_event(self, event_id, event_type, order_id):
+        with self.transactions.begin() as session:
+            session.execute(insert(stripe_events).values(event_id=event_id, event_type=event_type,
+                                                         order_id=order_id).on_conflict_do_nothing())
+
+    def record_dispute(self, dispute, order_id):
+        with self.transactions.begin() as session:
+            created = session.execute(insert(disputes).values(
+                dispute_id=dispute["id"], order_id=order_id, intent_id=dispute.get("payment_intent"),
+                amount_cents=dispute.get("amount"), currency=(dispute.get("currency") or "").upper() or None,
+                reason=dispute.get("reason"), status=dispute.get("status"), raw=dispute,
+            ).on_conflict_do_nothing()).rowcount == 1
+        return created
+
+    def counts(self):
+        """Payments by status, for the gauges."""
+        with self.transactions.begin() as session:
+            rows = session.execute(select(payments.c.status, func.count()).group_by(payments.c.status)).all()
+            disputed = session.execute(select(func.count()).select_from(disputes)).scalar()
+        return {**{status: count for status, count in rows}, "disputes": disputed}
 
     def get_payment(self, order_id):
         with self.transactions.begin() as session:
@@ -183,119 +371,45 @@ class PaymentStore:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})
         return payment_view(row)
 
+    # -- helpers ---------------------------------------------------------------
+    @staticmethod
+    def _after(delay_seconds):
+        return func.now() + seconds(delay_seconds)
 
     @staticmethod
     def _lock(session, order_id):
         return session.execute(select(payments).where(payments.c.order_id == order_id).with_for_update()).one()
 
     @staticmethod
-    def _move(session, order_id, current, target, values):
-        Status.check(current, target)
+    def _lock_or_raise(session, order_id):
+        row = session.execute(select(payments).where(payments.c.order_id == order_id).with_for_update()).first()
+        if row is None:
+            raise PaymentNotFound("no payment for this order", {"order_id": order_id})
+        return row
+
+    @staticmethod
+    def _set(session, order_id, **values):
         updated = session.execute(
             update(payments).where(payments.c.order_id == order_id)
-            .values(status=target, updated_at=func.now(), **values).returning(payments)
+            .values(updated_at=func.now(), **values).returning(payments)
         ).one()
         return payment_view(updated)
+
+    @classmethod
+    def _move(cls, session, row, target, values, current=None):
+        Status.check(current or row.status, target)
+        return cls._set(session, row.order_id, status=target, **values)
 
 
 class Payments(StoreProvider):
     store_class = PaymentStore
 
-
-class StripePayments:
-    """Charges and refunds through the ``stripe`` SDK.
-
-    Every call carries an idempotency key derived from the order, and every
-    step first looks at what Stripe already has, so a retried step never
-    charges or refunds twice (localstripe ignores idempotency keys, real
-    Stripe honours them; we rely on neither alone). The fault flags
-    ``payment_provider_error_rate`` (the call never reaches Stripe) and
-    ``payment_provider_timeout_rate`` (Stripe acts, the answer is lost)
-    act on every call.
-    """
-
-    def __init__(self, client):
-        self.client = client
-
-    def charge(self, payment, record_intent):
-        intent_id = payment["intent_id"]
-        try:
-            if intent_id is None:
-                intent = self._call(
-                    self.client.v1.payment_intents.create,
-                    params={
-                        "amount": payment["amount_cents"],
-                        "currency": payment["currency"].lower(),
-                        "payment_method": payment["payment_method"],
-                        "metadata": {"order_id": payment["order_id"]},
-                    },
-                    options={"idempotency_key": f"order-{payment['order_id']}-intent"},
-                )
-                intent_id = intent.id
-                record_intent(intent_id)
-            else:
-                intent = self._call(self.client.v1.payment_intents.retrieve, intent_id)
-            if intent.status == "requires_confirmation":
-                intent = self._call(
-                    self.client.v1.payment_intents.confirm, intent.id,
-                    options={"idempotency_key": f"order-{payment['order_id']}-confirm"},
-                )
-        except stripe.CardError as exc:
-            return {"succeeded": False, "intent_id": intent_id or _intent_of(exc),
-                    "failure_code": exc.code or "card_declined", "failure_message": exc.user_message or str(exc)}
-        except stripe.InvalidRequestError as exc:
-            # e.g. an unknown payment method: retrying cannot help.
-            return {"succeeded": False, "intent_id": intent_id,
-                    "failure_code": exc.code or "invalid_request", "failure_message": exc.user_message or str(exc)}
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
-            raise PaymentProviderUnavailable(str(exc))
-        if intent.status == "succeeded":
-            return {"succeeded": True, "intent_id": intent.id}
-        # stripe 16 objects are not dicts: read the error through to_dict().
-        error = intent.last_payment_error.to_dict() if intent.last_payment_error else {}
-        return {"succeeded": False, "intent_id": intent.id,
-                "failure_code": error.get("code") or intent.status,
-                "failure_message": error.get("message") or f"payment {intent.status}"}
-
-    def refund(self, payment):
-        try:
-            existing = self._call(self.client.v1.refunds.list, params={"payment_intent": payment["intent_id"]}).data
-            if existing:
-                return existing[0].id
-            refund = self._call(
-                self.client.v1.refunds.create,
-                params={"payment_intent": payment["intent_id"], "metadata": {"order_id": payment["order_id"]}},
-                options={"idempotency_key": f"order-{payment['order_id']}-refund"},
-            )
-            return refund.id
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
-            raise PaymentProviderUnavailable(str(exc))
-
-    @staticmethod
-    def _call(method, *args, **kwargs):
-        if faults.roll("payment_provider_error_rate", service="payment_service"):
-            raise stripe.APIConnectionError("fault injected: Stripe could not be reached")
-        result = method(*args, **kwargs)
-        if faults.roll("payment_provider_timeout_rate", service="payment_service"):
-            raise stripe.APIConnectionError("fault injected: Stripe's answer was lost")
-        return result
-
-
-def _intent_of(exc):
-    error = getattr(exc, "error", None)
-    intent = getattr(error, "payment_intent", None) if error else None
-    return getattr(intent, "id", None) if intent else None
-
-
-class PaymentProvider(DependencyProvider):
     def setup(self):
-        settings = config.get("STRIPE") or {}
-        self.client = stripe.StripeClient(
-            settings.get("api_key", "sk_test_localstripe"),
-            base_addresses={"api": settings.get("api_base", "https://api.stripe.com")},
-            max_network_retries=2,
-            http_client=stripe.RequestsClient(timeout=float(settings.get("timeout_seconds", 10))),
-        )
+        super().setup()
+        from nameko import config
+
+        settings = config.get("PAYMENTS") or {}
+        self.timing = Timing(**{key: int(value) for key, value in settings.items() if key in Timing.__annotations__})
 
     def get_dependency(self, worker_ctx):
-        return StripePayments(self.client)
+        return self.store_class(self.transactions, self.timing)

@@ -41,3 +41,13 @@ def payment_voided(order_id):
     """No money was taken for the order, and none will be."""
     return events.new_event(events.PAYMENT_VOIDED, {"order_id": order_id}, order_id=order_id,
                             producer="payment_service")
+
+
+def payment_action_required(payment, intent):
+    """The shopper must authenticate with Stripe.js (the client secret) before the deadline."""
+    return events.new_event(
+        events.PAYMENT_ACTION_REQUIRED,
+        {"order_id": payment["order_id"], "client_secret": intent["client_secret"],
+         "next_action": intent["next_action"], "expires_at": payment["action_expires_at"]},
+        order_id=payment["order_id"], producer="payment_service",
+    )

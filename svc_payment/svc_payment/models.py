@@ -1,5 +1,8 @@
 """The payments database and the payment state machine."""
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, Text, false, func
+from sqlalchemy import (
+    BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text, false, func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_common.inbox import inbox_table
 from shop_common.outbox import outbox_table
@@ -21,33 +24,86 @@ payments = Table(
     Column("refund_id", String(100)),
     Column("failure_code", String(100)),
     Column("failure_message", Text),
+    # How many times a worker began this charge: above one, a crash may have left an intent unrecorded.
+    Column("charge_attempts", Integer, nullable=False, server_default="0"),
+    # 3-D Secure: after this the intent is cancelled and the payment fails.
+    Column("action_expires_at", DateTime(timezone=True)),
+    Column("refund_status", String(32)),  # Stripe's word on refund_id: pending, succeeded, failed, canceled
+    Column("refund_attempts", Integer, nullable=False, server_default="0"),
+    Column("refund_failure", Text),
+    Column("refund_reason", Text),
+    # When the payment timer looks at this row again (a refund to retry, an intent to re-fetch).
+    Column("next_check_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_payments_intent_id", payments.c.intent_id)
+Index("ix_payments_next_check_at", payments.c.next_check_at, postgresql_where=payments.c.next_check_at.is_not(None))
+# Stripe's webhook events applied here, by Stripe's event id: a redelivery changes nothing.
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("event_type", String(100), nullable=False),
+    Column("order_id", String(36)),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("dispute_id", String(255), primary_key=True),
+    Column("order_id", String(36)),
+    Column("intent_id", String(100)),
+    Column("amount_cents", BigInteger),
+    Column("currency", String(3)),
+    Column("reason", String(100)),
+    Column("status", String(32)),
+    Column("raw", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 
 
 class PaymentStatus:
-    """PROCESSING -> SUCCEEDED -> REFUND_PENDING -> REFUNDED
-    PROCESSING -> FAILED
-    VOIDED: the order was cancelled before it was charged; it never will be.
+    """One state machine, driven alike by confirm's answer, webhooks and re-fetches of the intent.
+
+    PROCESSING       we are creating or confirming the intent
+    REQUIRES_ACTION  the shopper must authenticate (3-D Secure) before action_expires_at
+    SETTLING         Stripe accepted the payment and has not settled it yet (bank debits)
+    SUCCEEDED        money taken
+    FAILED           declined, authentication failed or abandoned: no money taken
+    VOIDED           the order ended before any money was taken; none will be
+    REFUND_PENDING   money taken that must go back (the order ended unpaid, or a charge landed late)
+    REFUNDED         Stripe confirmed the refund
+    REFUND_FAILED    Stripe refused the refund too often: parked for an operator (RefundsStuck)
+
+    A charge that succeeds after its payment was recorded FAILED or VOIDED
+    (a late authentication, a late settlement) goes to REFUND_PENDING.
     """
 
     PROCESSING = "PROCESSING"
+    REQUIRES_ACTION = "REQUIRES_ACTION"
+    SETTLING = "SETTLING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     REFUND_PENDING = "REFUND_PENDING"
     REFUNDED = "REFUNDED"
+    REFUND_FAILED = "REFUND_FAILED"
     VOIDED = "VOIDED"
 
+    OPEN = (PROCESSING, REQUIRES_ACTION, SETTLING)  # no outcome yet
+
     ALLOWED = {
-        PROCESSING: {SUCCEEDED, FAILED},
+        PROCESSING: {REQUIRES_ACTION, SETTLING, SUCCEEDED, FAILED, VOIDED},
+        REQUIRES_ACTION: {SETTLING, SUCCEEDED, FAILED, VOIDED},
+        SETTLING: {SUCCEEDED, FAILED, VOIDED},
         SUCCEEDED: {REFUND_PENDING},
-        REFUND_PENDING: {REFUNDED},
-        FAILED: set(),
+        FAILED: {REFUND_PENDING},
+        VOIDED: {REFUND_PENDING},
+        REFUND_PENDING: {REFUNDED, REFUND_FAILED},
+        REFUND_FAILED: {REFUND_PENDING},
         REFUNDED: set(),
-        VOIDED: set(),
     }
 
     @classmethod

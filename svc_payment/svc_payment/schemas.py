@@ -1,5 +1,8 @@
-"""What Payment reads from OrderCreated, and the payment's operator view."""
+"""What Payment reads from OrderCreated and from Stripe's webhook events, and the payment's operator view."""
 from shop_common.errors import ValidationError
+
+# Webhook events after which the order's refund is looked at again.
+REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
 
 
 def charge_request(event):
@@ -16,6 +19,22 @@ def charge_request(event):
     return request
 
 
+def stripe_event(body):
+    """A verified webhook event -> {"id", "type", "object"} (the object as Stripe sent it)."""
+    try:
+        event = {"id": body["id"], "type": body["type"], "object": body["data"]["object"]}
+    except (KeyError, TypeError):
+        raise ValidationError("not a Stripe event", {"body": "needs id, type and data.object"})
+    if not (isinstance(event["id"], str) and 0 < len(event["id"]) <= 255 and isinstance(event["type"], str)
+            and 0 < len(event["type"]) <= 100 and isinstance(event["object"], dict)):
+        raise ValidationError("not a Stripe event", {"body": "id and type must be short strings, data.object a map"})
+    return event
+
+
+def _time(value):
+    return value.isoformat() if value is not None else None
+
+
 def payment_view(row):
     return {
         "order_id": row.order_id,
@@ -28,6 +47,13 @@ def payment_view(row):
         "refund_id": row.refund_id,
         "failure_code": row.failure_code,
         "failure_message": row.failure_message,
+        "charge_attempts": row.charge_attempts,
+        "action_expires_at": _time(row.action_expires_at),
+        "refund_status": row.refund_status,
+        "refund_attempts": row.refund_attempts,
+        "refund_failure": row.refund_failure,
+        "refund_reason": row.refund_reason,
+        "next_check_at": _time(row.next_check_at),
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }

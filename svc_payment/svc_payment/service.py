@@ -1,18 +1,25 @@
 import logging
+import os
 
 from nameko.timer import timer
 
-from shop_common import events
+from shop_common import events, operator
 from shop_common.kafka import kafka_event
+from shop_common.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS
 from shop_common.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_payment import models, schemas
-from svc_payment.dependencies import PaymentProvider, Payments
+from svc_payment.dependencies import Payments
+from svc_payment.models import PaymentStatus
+from svc_payment.stripe_client import PaymentProvider
 
 log = logging.getLogger(__name__)
 
-REFUND_RETRY_AFTER_SECONDS = 30
+# How often the timer looks for refunds to retry and open payments to re-fetch (due ones only).
+CHECK_INTERVAL_SECONDS = float(os.environ.get("SHOP_PAYMENT_CHECK_INTERVAL_SECONDS", "5"))
+# A webhook waits this long for a worker that is talking to Stripe about the same order.
+WEBHOOK_LOCK_WAIT_SECONDS = 5.0
 
 
 class PaymentService(ServiceBase):
@@ -29,31 +36,63 @@ class PaymentService(ServiceBase):
             payment = self.payments.begin_charge(event, schemas.charge_request(event))
             if payment is None:
                 return
-            outcome = self.provider.charge(
+            intent = self.provider.charge(
                 payment, record_intent=lambda intent_id: self.payments.record_intent(payment["order_id"], intent_id)
             )
-            to_refund = self.payments.finish_charge(event, outcome)
-            if to_refund:
-                self._refund(to_refund)
+            self._follow(self.payments.apply_intent(payment["order_id"], intent, event=event))
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_COMPLETED)
     def on_order_completed(self, event):
         with self.payments.exclusive(event["order_id"]):
-            to_refund = self.payments.release_for_order(event)
-            if to_refund:
-                self._refund(to_refund)
+            self._follow(self.payments.release_for_order(event))
 
-    @timer(interval=REFUND_RETRY_AFTER_SECONDS)
-    def retry_pending_refunds(self):
-        """Finish refunds a crash or an outage left half done; one that fails never holds up the others."""
-        for order_id in self.payments.refunds_due(REFUND_RETRY_AFTER_SECONDS):
+    @rpc
+    def apply_stripe_event(self, body):
+        """A webhook event the gateway verified (signature and age); each Stripe event id applies once.
+
+        The event says what changed; what Stripe holds now is fetched again
+        and applied, so events arriving late or out of order cannot move a
+        payment backwards.
+        """
+        event = schemas.stripe_event(body)
+        if self.payments.stripe_event_seen(event["id"]):
+            return {"event_id": event["id"], "applied": False, "reason": "already applied"}
+        order_id = self._order_of(event["object"])
+        if event["type"] == "charge.dispute.created":
+            if self.payments.record_dispute(event["object"], order_id):
+                PAYMENT_DISPUTES.inc()
+                log.error("charge disputed (%s): see the runbook, PaymentDisputed", event["object"].get("reason"),
+                          extra={"order_id": order_id})
+        elif order_id is not None and event["type"].startswith("payment_intent."):
+            with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
+                self._refetch(order_id)
+        elif order_id is not None and event["type"] in schemas.REFUND_EVENTS:
+            with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
+                self._refund(order_id)
+        self.payments.record_stripe_event(event["id"], event["type"], order_id)
+        return {"event_id": event["id"], "applied": order_id is not None, "order_id": order_id}
+
+    @timer(interval=CHECK_INTERVAL_SECONDS)
+    def look_after_payments(self):
+        """Retry refunds that failed or never finished, re-fetch intents waiting for an outcome, and
+        cancel those nobody authenticated in time. Each payment on its own: one bad one holds up none."""
+        for order_id, status in self.payments.claim_due():
             try:
                 with self.payments.exclusive(order_id):
-                    payment = self.payments.refund_due(order_id)
-                    if payment is not None:
-                        self._refund(payment)
+                    if status == PaymentStatus.REFUND_PENDING:
+                        self._refund(order_id)
+                    elif status in PaymentStatus.OPEN:
+                        self._refetch(order_id, cancel_if_expired=True)
             except Exception as exc:
-                log.warning("refund not finished, retrying later: %r", exc, extra={"order_id": order_id})
+                log.warning("payment not settled, looking again later: %r", exc, extra={"order_id": order_id})
+
+    @timer(interval=15, eager=True)
+    def record_payment_gauges(self):
+        """Feeds the RefundsStuck and payments dashboards."""
+        counts = self.payments.counts()
+        for status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.SETTLING, PaymentStatus.REFUND_PENDING,
+                       PaymentStatus.REFUND_FAILED):
+            PAYMENTS_BY_STATUS.labels(status).set(counts.get(status, 0))
 
     @rpc
     def get_payment(self, order_id):
@@ -61,10 +100,57 @@ class PaymentService(ServiceBase):
         return self.payments.get_payment(order_id)
 
     @rpc
+    def refund(self, order_id, reason):
+        """Operator call: refund the order's charge now (or retry a parked refund); returns the payment."""
+        note = operator.reason(reason)
+        with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
+            self._follow(self.payments.request_refund(order_id, note))
+        log.warning("refund requested by an operator: %s", note, extra={"order_id": order_id})
+        return self.payments.get_payment(order_id)
+
+    @rpc
+    def stripe_view(self, order_id):
+        """Operator call: what Stripe says about the order's intent, next to what the shop recorded."""
+        payment = self.payments.get_payment(order_id)
+        intent = self.provider.intent(payment["intent_id"]) if payment["intent_id"] else None
+        if intent is not None:
+            intent.pop("client_secret", None)
+        return {"recorded": payment, "stripe": intent}
+
+    @rpc
     def outbox_backlog(self):
         """Operator call: unpublished events and the age of the oldest."""
         return self.relay.backlog()
 
-    def _refund(self, payment):
-        refund_id = self.provider.refund(payment)
-        self.payments.finish_refund(payment["order_id"], refund_id)
+    def _order_of(self, stripe_object):
+        order_id = (stripe_object.get("metadata") or {}).get("order_id")
+        intent_id = stripe_object.get("payment_intent") or (
+            stripe_object.get("id") if stripe_object.get("object") == "payment_intent" else None)
+        return order_id or (self.payments.order_of_intent(intent_id) if intent_id else None)
+
+    def _refetch(self, order_id, cancel_if_expired=False):
+        payment = self.payments.open_payment(order_id)
+        if payment is None or payment["intent_id"] is None:
+            return  # settled already, or still being charged by its OrderCreated handler
+        if cancel_if_expired and self.payments.action_expired(payment):
+            log.warning("3-D Secure not completed in time: cancelling the intent", extra={"order_id": order_id})
+            intent = self.provider.cancel(payment["intent_id"])
+        else:
+            intent = self.provider.intent(payment["intent_id"])
+        self._follow(self.payments.apply_intent(order_id, intent))
+
+    def _refund(self, order_id):
+        payment = self.payments.refund_due(order_id)
+        if payment is not None:
+            self.payments.record_refund(order_id, self.provider.refund(payment))
+
+    def _follow(self, follow_up):
+        """Do the Stripe work a transition asked for (called under ``exclusive``)."""
+        if follow_up is None:
+            return
+        order_id = follow_up.payment["order_id"]
+        if follow_up.action == "refund":
+            self._refund(order_id)
+        elif follow_up.action == "cancel_intent":
+            intent = self.provider.cancel(follow_up.payment["intent_id"])
+            self._follow(self.payments.apply_intent(order_id, intent))

@@ -1,10 +1,12 @@
-"""PaymentService entrypoints with Nameko's worker_factory."""
+"""PaymentService entrypoints with Nameko's worker_factory: which Stripe work follows which transition."""
 from nameko.testing.services import worker_factory
 
 from shop_common import events, testing
+from svc_payment.dependencies import FollowUp
 from svc_payment.service import PaymentService
 
 EVENT = testing.event(events.ORDER_CREATED, "o1", total_cents=500)
+SUCCEEDED = {"intent_id": "pi_1", "status": "succeeded"}
 
 
 def test_nothing_to_charge_means_no_stripe_call():
@@ -12,29 +14,60 @@ def test_nothing_to_charge_means_no_stripe_call():
     service.payments.begin_charge.return_value = None
     service.on_order_created(EVENT)
     service.provider.charge.assert_not_called()
-    service.payments.finish_charge.assert_not_called()
+    service.payments.apply_intent.assert_not_called()
 
 
-def test_charge_then_record_outcome():
+def test_charge_then_record_what_stripe_said():
     service = worker_factory(PaymentService)
-    payment = {"order_id": "o1", "intent_id": None}
-    service.payments.begin_charge.return_value = payment
-    service.provider.charge.return_value = {"succeeded": True, "intent_id": "pi_1"}
-    service.payments.finish_charge.return_value = None
+    service.payments.begin_charge.return_value = {"order_id": "o1", "intent_id": None}
+    service.provider.charge.return_value = SUCCEEDED
+    service.payments.apply_intent.return_value = None
     service.on_order_created(EVENT)
     service.payments.begin_charge.assert_called_once_with(
         EVENT, {"order_id": "o1", "amount_cents": 500, "currency": "USD", "payment_method": "pm_card_visa"})
-    service.payments.finish_charge.assert_called_once_with(EVENT, {"succeeded": True, "intent_id": "pi_1"})
+    service.payments.apply_intent.assert_called_once_with("o1", SUCCEEDED, event=EVENT)
     service.provider.refund.assert_not_called()
 
 
-def test_refund_when_stock_ran_out_meanwhile():
+def test_refund_when_the_order_ended_meanwhile():
     service = worker_factory(PaymentService)
     service.payments.begin_charge.return_value = {"order_id": "o1", "intent_id": None}
-    service.provider.charge.return_value = {"succeeded": True, "intent_id": "pi_1"}
+    service.provider.charge.return_value = SUCCEEDED
     pending = {"order_id": "o1", "intent_id": "pi_1", "status": "REFUND_PENDING"}
-    service.payments.finish_charge.return_value = pending
-    service.provider.refund.return_value = "re_1"
+    service.payments.apply_intent.return_value = FollowUp("refund", pending)
+    service.payments.refund_due.return_value = pending
+    service.provider.refund.return_value = {"refund_id": "re_1", "status": "succeeded"}
     service.on_order_created(EVENT)
     service.provider.refund.assert_called_once_with(pending)
-    service.payments.finish_refund.assert_called_once_with("o1", "re_1")
+    service.payments.record_refund.assert_called_once_with("o1", {"refund_id": "re_1", "status": "succeeded"})
+
+
+def test_a_replayed_webhook_is_applied_once():
+    service = worker_factory(PaymentService)
+    service.payments.stripe_event_seen.return_value = True
+    body = {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}}
+    assert service.apply_stripe_event(body)["applied"] is False
+    service.provider.intent.assert_not_called()
+    service.payments.record_stripe_event.assert_not_called()
+
+
+def test_an_expired_authentication_is_cancelled_by_the_timer():
+    service = worker_factory(PaymentService)
+    waiting = {"order_id": "o1", "intent_id": "pi_1", "status": "REQUIRES_ACTION"}
+    service.payments.claim_due.return_value = [("o1", "REQUIRES_ACTION")]
+    service.payments.open_payment.return_value = waiting
+    service.payments.action_expired.return_value = True
+    service.provider.cancel.return_value = {"intent_id": "pi_1", "status": "canceled"}
+    service.payments.apply_intent.return_value = None
+    service.look_after_payments()
+    service.provider.cancel.assert_called_once_with("pi_1")
+    service.payments.apply_intent.assert_called_once_with("o1", {"intent_id": "pi_1", "status": "canceled"})
+
+
+def test_one_failing_payment_does_not_stop_the_timer():
+    service = worker_factory(PaymentService)
+    service.payments.claim_due.return_value = [("o1", "REFUND_PENDING"), ("o2", "REFUND_PENDING")]
+    service.payments.refund_due.side_effect = lambda order_id: {"order_id": order_id}
+    service.provider.refund.side_effect = [RuntimeError("Stripe down"), {"refund_id": "re_2", "status": "succeeded"}]
+    service.look_after_payments()
+    service.payments.record_refund.assert_called_once_with("o2", {"refund_id": "re_2", "status": "succeeded"})

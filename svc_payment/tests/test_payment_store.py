@@ -5,14 +5,14 @@ from sqlalchemy import select, text
 
 from shop_common import events, testing
 from svc_payment import schemas
-from svc_payment.dependencies import PaymentStore
+from svc_payment.dependencies import PaymentStore, Timing
 from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy
 from svc_payment.models import PaymentStatus, outbox
 
 
 @pytest.fixture
 def store(transactions_for):
-    return PaymentStore(transactions_for("payments"))
+    return PaymentStore(transactions_for("payments"), Timing(refund_retry_seconds=0, max_refund_attempts=3))
 
 
 def order_created(order_id=None, total=1234):
@@ -29,15 +29,28 @@ def emitted(store, order_id):
             select(outbox).where(outbox.c.message_key == order_id).order_by(outbox.c.id))]
 
 
-SUCCEEDED = {"succeeded": True, "intent_id": "pi_1"}
-DECLINED = {"succeeded": False, "intent_id": "pi_2", "failure_code": "card_declined", "failure_message": "no"}
+def intent(status, intent_id="pi_1", **values):
+    return {"intent_id": intent_id, "status": status, "client_secret": f"{intent_id}_secret_x",
+            "next_action": None, "failure_code": None, "failure_message": None, **values}
+
+
+SUCCEEDED = intent("succeeded")
+DECLINED = intent("requires_payment_method", failure_code="card_declined", failure_message="no")
+NEEDS_3DS = intent("requires_action", next_action={"type": "use_stripe_sdk", "redirect_url": None})
+
+
+def charge(store, event, outcome):
+    """Begin the charge for ``event`` and record Stripe's answer, as on_order_created does."""
+    payment = store.begin_charge(event, schemas.charge_request(event))
+    store.record_intent(payment["order_id"], outcome["intent_id"])
+    return store.apply_intent(event["order_id"], outcome, event=event)
 
 
 def test_charge_once_even_when_redelivered(store):
     event = order_created()
     payment = store.begin_charge(event, schemas.charge_request(event))
     assert payment["status"] == PaymentStatus.PROCESSING and payment["amount_cents"] == 1234
-    assert store.finish_charge(event, SUCCEEDED) is None
+    assert store.apply_intent(event["order_id"], SUCCEEDED, event=event) is None
     assert store.begin_charge(event, schemas.charge_request(event)) is None  # redelivery: nothing to charge
     assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
     assert emitted(store, event["order_id"]) == ["PaymentSuccess"]
@@ -53,8 +66,7 @@ def test_crash_after_intent_resumes_the_same_intent(store):
 
 def test_declined_payment_emits_payment_failed(store):
     event = order_created()
-    store.begin_charge(event, schemas.charge_request(event))
-    store.finish_charge(event, DECLINED)
+    charge(store, event, DECLINED)
     payment = store.get_payment(event["order_id"])
     assert payment["status"] == PaymentStatus.FAILED and payment["failure_code"] == "card_declined"
     assert emitted(store, event["order_id"]) == ["PaymentFailed"]
@@ -70,11 +82,10 @@ def test_an_order_ended_before_its_charge_voids_it(store):
 
 def test_an_order_ended_unpaid_after_its_charge_is_refunded(store):
     event = order_created()
-    store.begin_charge(event, schemas.charge_request(event))
-    store.finish_charge(event, SUCCEEDED)
-    to_refund = store.release_for_order(order_cancelled(event["order_id"]))
-    assert to_refund["status"] == PaymentStatus.REFUND_PENDING and to_refund["intent_id"] == "pi_1"
-    store.finish_refund(event["order_id"], "re_1")
+    charge(store, event, SUCCEEDED)
+    follow_up = store.release_for_order(order_cancelled(event["order_id"]))
+    assert follow_up.action == "refund" and follow_up.payment["status"] == PaymentStatus.REFUND_PENDING
+    store.record_refund(event["order_id"], {"refund_id": "re_1", "status": "succeeded"})
     payment = store.get_payment(event["order_id"])
     assert payment["status"] == PaymentStatus.REFUNDED and payment["refund_id"] == "re_1"
     assert emitted(store, event["order_id"]) == ["PaymentSuccess", "PaymentRefunded"]
@@ -82,8 +93,7 @@ def test_an_order_ended_unpaid_after_its_charge_is_refunded(store):
 
 def test_a_paid_order_is_never_refunded(store):
     event = order_created()
-    store.begin_charge(event, schemas.charge_request(event))
-    store.finish_charge(event, SUCCEEDED)
+    charge(store, event, SUCCEEDED)
     paid = testing.event(events.ORDER_COMPLETED, event["order_id"], status="PAID")
     assert store.release_for_order(paid) is None
     assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
@@ -91,10 +101,11 @@ def test_a_paid_order_is_never_refunded(store):
 
 def test_an_order_ended_during_its_charge_refunds_when_the_charge_lands(store):
     event = order_created()
-    store.begin_charge(event, schemas.charge_request(event))
+    payment = store.begin_charge(event, schemas.charge_request(event))
     assert store.release_for_order(order_cancelled(event["order_id"])) is None
-    to_refund = store.finish_charge(event, SUCCEEDED)
-    assert to_refund["status"] == PaymentStatus.REFUND_PENDING
+    store.record_intent(payment["order_id"], "pi_1")
+    follow_up = store.apply_intent(event["order_id"], SUCCEEDED, event=event)
+    assert follow_up.action == "refund" and follow_up.payment["status"] == PaymentStatus.REFUND_PENDING
 
 
 def test_a_total_stripe_cannot_charge_fails_the_payment_instead_of_stalling(store):
@@ -135,8 +146,7 @@ def test_payment_transitions_are_guarded():
 
 def test_a_repeated_order_created_sends_the_outcome_again_without_charging(store):
     event = order_created()
-    store.begin_charge(event, schemas.charge_request(event))
-    store.finish_charge(event, SUCCEEDED)
+    charge(store, event, SUCCEEDED)
     with store.transactions.begin() as session:
         session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
                         {"id": event["order_id"]})
@@ -145,3 +155,99 @@ def test_a_repeated_order_created_sends_the_outcome_again_without_charging(store
         again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
                                      "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
     assert again == ["PaymentSuccess"]
+
+
+def test_three_d_secure_waits_then_succeeds(store):
+    event = order_created()
+    assert charge(store, event, NEEDS_3DS) is None
+    payment = store.get_payment(event["order_id"])
+    assert payment["status"] == PaymentStatus.REQUIRES_ACTION and payment["action_expires_at"]
+    assert store.begin_charge(event, schemas.charge_request(event)) is None  # a redelivery charges nothing
+    assert store.apply_intent(event["order_id"], SUCCEEDED) is None  # the shopper authenticated (webhook)
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
+    assert emitted(store, event["order_id"]) == ["PaymentActionRequired", "PaymentSuccess"]
+
+
+def test_a_late_snapshot_never_moves_a_payment_backwards(store):
+    event = order_created()
+    charge(store, event, SUCCEEDED)
+    for stale in (NEEDS_3DS, intent("processing"), DECLINED):
+        assert store.apply_intent(event["order_id"], stale) is None
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
+    assert emitted(store, event["order_id"]) == ["PaymentSuccess"]
+
+
+def test_a_processing_payment_settles_later(store):
+    event = order_created()
+    charge(store, event, intent("processing"))
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SETTLING
+    assert emitted(store, event["order_id"]) == []  # the order stays PENDING
+    store.apply_intent(event["order_id"], DECLINED)
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.FAILED
+    assert emitted(store, event["order_id"]) == ["PaymentFailed"]
+
+
+def test_a_charge_landing_after_the_payment_failed_is_refunded(store):
+    event = order_created()
+    charge(store, event, intent("canceled", failure_code="authentication_abandoned"))
+    follow_up = store.apply_intent(event["order_id"], SUCCEEDED)
+    assert follow_up.action == "refund" and follow_up.payment["status"] == PaymentStatus.REFUND_PENDING
+
+
+def test_an_order_ended_while_waiting_for_3ds_cancels_the_intent_and_voids(store):
+    event = order_created()
+    charge(store, event, NEEDS_3DS)
+    follow_up = store.release_for_order(order_cancelled(event["order_id"]))
+    assert follow_up.action == "cancel_intent" and follow_up.payment["intent_id"] == "pi_1"
+    assert store.apply_intent(event["order_id"], intent("canceled")) is None
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.VOIDED
+    assert emitted(store, event["order_id"]) == ["PaymentActionRequired", "PaymentVoided"]
+
+
+def refund_pending(store):
+    event = order_created()
+    charge(store, event, SUCCEEDED)
+    store.release_for_order(order_cancelled(event["order_id"]))
+    return event["order_id"]
+
+
+def test_a_refund_that_fails_twice_then_succeeds(store):
+    order_id = refund_pending(store)
+    for attempt in (1, 2):
+        store.record_refund(order_id, {"refund_id": f"re_{attempt}", "status": "failed", "failure_reason": "x"})
+        payment = store.get_payment(order_id)
+        assert payment["status"] == PaymentStatus.REFUND_PENDING and payment["refund_attempts"] == attempt
+        assert payment["refund_id"] is None  # the next attempt makes a new refund
+    store.record_refund(order_id, {"refund_id": "re_3", "status": "pending"})
+    assert store.get_payment(order_id)["refund_id"] == "re_3"
+    store.record_refund(order_id, {"refund_id": "re_3", "status": "succeeded"})
+    assert store.get_payment(order_id)["status"] == PaymentStatus.REFUNDED
+    assert emitted(store, order_id)[-1] == "PaymentRefunded"
+
+
+def test_a_refund_that_always_fails_is_parked_and_an_operator_can_retry_it(store):
+    order_id = refund_pending(store)
+    for attempt in range(3):
+        store.record_refund(order_id, {"refund_id": f"re_{attempt}", "status": "failed", "failure_reason": "lost"})
+    payment = store.get_payment(order_id)
+    assert payment["status"] == PaymentStatus.REFUND_FAILED and payment["next_check_at"] is None
+    assert order_id not in [due for due, _ in store.claim_due()]
+    follow_up = store.request_refund(order_id, "card replaced, customer asked again")
+    assert follow_up.payment["status"] == PaymentStatus.REFUND_PENDING and follow_up.payment["refund_attempts"] == 0
+
+
+def test_due_payments_are_claimed_once_in_a_stable_order(store):
+    due = sorted(refund_pending(store) for _ in range(3))
+    with store.transactions.begin() as session:
+        session.execute(text("UPDATE payments SET next_check_at = now() - interval '1 second' "
+                             "WHERE order_id = ANY(:ids)"), {"ids": due})
+    first = [order_id for order_id, _ in store.claim_due() if order_id in due]
+    assert first == due
+    assert [order_id for order_id, _ in store.claim_due() if order_id in due] == []  # leased
+
+
+def test_only_a_succeeded_charge_can_be_refunded_by_an_operator(store):
+    event = order_created()
+    charge(store, event, DECLINED)
+    with pytest.raises(IllegalPaymentTransition):
+        store.request_refund(event["order_id"], "please")

@@ -1,13 +1,15 @@
 """StripePayments through the real stripe SDK against a real localstripe process."""
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import requests
 import stripe
 
-from svc_payment.dependencies import StripePayments
+from svc_payment.stripe_client import StripePayments
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "ops"))
@@ -16,50 +18,123 @@ from stack import free_port, wait_for_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def payments():
+def localstripe_url():
     port = free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "ops" / "localstripe_server.py"),
                                 "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, 20, "localstripe")
-    client = stripe.StripeClient("sk_test_unit", base_addresses={"api": f"http://127.0.0.1:{port}"})
-    yield StripePayments(client)
+    yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(10)
 
 
-def payment(method="pm_card_visa", intent_id=None):
-    return {"order_id": str(uuid.uuid4()), "amount_cents": 2500, "currency": "USD",
-            "payment_method": method, "intent_id": intent_id}
+@pytest.fixture(scope="module")
+def payments(localstripe_url):
+    return StripePayments(stripe.StripeClient("sk_test_unit", base_addresses={"api": localstripe_url}))
+
+
+def payment(method="pm_card_visa", intent_id=None, attempts=1, **values):
+    return {"order_id": str(uuid.uuid4()), "amount_cents": 2500, "currency": "USD", "payment_method": method,
+            "intent_id": intent_id, "charge_attempts": attempts, "refund_id": None, "refund_attempts": 0, **values}
+
+
+def no_record(intent_id):
+    pass
+
+
+def intents_of(payments, order_id):
+    query = f"metadata['order_id']:'{order_id}'"
+    return payments.client.v1.payment_intents.search(params={"query": query}).data
 
 
 def test_successful_charge_records_the_intent_first(payments):
     recorded = []
-    outcome = payments.charge(payment(), record_intent=recorded.append)
-    assert outcome["succeeded"] and outcome["intent_id"].startswith("pi_")
-    assert recorded == [outcome["intent_id"]]
+    intent = payments.charge(payment(), record_intent=recorded.append)
+    assert intent["status"] == "succeeded" and intent["intent_id"].startswith("pi_")
+    assert recorded == [intent["intent_id"]]
 
 
 def test_declined_card_is_a_failure_not_an_exception(payments):
-    outcome = payments.charge(payment("pm_card_chargeCustomerFail"), record_intent=lambda intent_id: None)
-    assert outcome["succeeded"] is False and outcome["failure_code"] == "card_declined"
+    intent = payments.charge(payment("pm_card_chargeCustomerFail"), record_intent=no_record)
+    assert intent["status"] == "requires_payment_method" and intent["failure_code"] == "card_declined"
 
 
 def test_unknown_payment_method_fails_cleanly(payments):
-    outcome = payments.charge(payment("pm_does_not_exist"), record_intent=lambda intent_id: None)
-    assert outcome["succeeded"] is False and outcome["failure_code"]
+    intent = payments.charge(payment("pm_does_not_exist"), record_intent=no_record)
+    assert intent["status"] == "requires_payment_method" and intent["failure_code"]
 
 
 def test_resuming_a_confirmed_intent_does_not_charge_again(payments):
-    first = payments.charge(payment(), record_intent=lambda intent_id: None)
-    again = payments.charge(payment(intent_id=first["intent_id"]), record_intent=lambda intent_id: None)
-    assert again == {"succeeded": True, "intent_id": first["intent_id"]}
+    first = payments.charge(payment(), record_intent=no_record)
+    again = payments.charge(payment(intent_id=first["intent_id"]), record_intent=no_record)
+    assert (again["status"], again["intent_id"]) == ("succeeded", first["intent_id"])
     charges = payments.client.v1.charges.list(params={"limit": 100}).data
     assert len([charge for charge in charges if charge.payment_intent == first["intent_id"]]) == 1
 
 
+def test_a_crash_between_create_and_record_finds_the_first_intent(payments):
+    lost = payment()
+    # The first attempt created an intent and died before recording it.
+    created = payments.client.v1.payment_intents.create(params={
+        "amount": 2500, "currency": "usd", "payment_method": "pm_card_visa",
+        "metadata": {"order_id": lost["order_id"]}})
+    recorded = []
+    intent = payments.charge(dict(lost, charge_attempts=2), record_intent=recorded.append)
+    assert recorded == [created.id] and intent["intent_id"] == created.id and intent["status"] == "succeeded"
+    assert [found.id for found in intents_of(payments, lost["order_id"])] == [created.id]
+
+
+def test_three_d_secure_waits_for_the_shopper(payments, localstripe_url):
+    intent = payments.charge(payment("pm_card_authenticationRequired"), record_intent=no_record)
+    assert intent["status"] == "requires_action" and intent["client_secret"].startswith(intent["intent_id"])
+    assert intent["next_action"]["type"] == "use_stripe_sdk"
+    response = requests.post(f"{localstripe_url}/v1/payment_intents/{intent['intent_id']}/_authenticate",
+                             data={"client_secret": intent["client_secret"], "success": "true"},
+                             auth=("sk_test_unit", ""), timeout=5)
+    assert response.status_code == 200
+    assert payments.intent(intent["intent_id"])["status"] == "succeeded"
+
+
+def test_an_abandoned_authentication_is_cancelled(payments):
+    intent = payments.charge(payment("pm_card_authenticationRequired"), record_intent=no_record)
+    cancelled = payments.cancel(intent["intent_id"])
+    assert cancelled["status"] == "canceled" and cancelled["failure_code"] == "authentication_abandoned"
+
+
+def test_cancelling_an_intent_that_succeeded_meanwhile_reports_the_success(payments):
+    intent = payments.charge(payment(), record_intent=no_record)
+    assert payments.cancel(intent["intent_id"])["status"] == "succeeded"
+
+
+def test_a_bank_debit_is_processing_until_it_settles(payments):
+    method = payments.client.v1.payment_methods.create(params={
+        "type": "sepa_debit", "sepa_debit": {"iban": "DE89370400440532013000"}})
+    intent = payments.charge(payment(method.id, currency="EUR"), record_intent=no_record)
+    assert intent["status"] == "processing"
+    deadline = time.monotonic() + 5
+    while payments.intent(intent["intent_id"])["status"] == "processing" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert payments.intent(intent["intent_id"])["status"] == "succeeded"
+
+
 def test_refund_is_issued_once(payments):
     charged = payment()
-    charged["intent_id"] = payments.charge(charged, record_intent=lambda intent_id: None)["intent_id"]
+    charged["intent_id"] = payments.charge(charged, record_intent=no_record)["intent_id"]
     first = payments.refund(charged)
     second = payments.refund(charged)
-    assert first == second and first.startswith("re_")
+    assert first == second and first["status"] == "succeeded" and first["refund_id"].startswith("re_")
+
+
+def test_a_failed_refund_is_reported_and_a_new_one_made_next_time(payments, localstripe_url):
+    charged = payment()
+    charged["intent_id"] = payments.charge(charged, record_intent=no_record)["intent_id"]
+    requests.post(f"{localstripe_url}/_config/refund_failures",
+                  data={"payment_intent": charged["intent_id"], "count": 1}, timeout=5)
+    first = payments.refund(charged)
+    assert first["status"] == "pending"
+    time.sleep(0.5)
+    failed = payments.refund(dict(charged, refund_id=first["refund_id"]))
+    assert failed == {"refund_id": first["refund_id"], "status": "failed",
+                      "failure_reason": "expired_or_canceled_card"}
+    second = payments.refund(dict(charged, refund_attempts=1))  # the store forgot the failed one
+    assert second["status"] == "succeeded" and second["refund_id"] != first["refund_id"]

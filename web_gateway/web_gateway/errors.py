@@ -29,6 +29,11 @@ DOMAIN_ERRORS = {
     "AmountOutOfRange": (400, "amount_out_of_range"),
     "RequestExpired": (503, "unavailable"),
     "IllegalOrderTransition": (409, "illegal_transition"),
+    "IllegalPaymentTransition": (409, "illegal_transition"),
+    "PaymentNotFound": (404, "payment_not_found"),
+    # Stripe's webhook delivery retries anything but a 2xx: these are worth its retry.
+    "PaymentBusy": (503, "unavailable"),
+    "PaymentProviderUnavailable": (503, "unavailable"),
 }
 
 HTTP_ERRORS = {
