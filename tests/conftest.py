@@ -110,10 +110,10 @@ class Api:
         email, password, user = self.register()
         return self.as_user(self.login(email, password)), user
 
-    def create_product(self, admin, stock, price="10.00"):
+    def create_product(self, admin, stock, price="10.00", currency="USD"):
         response = admin.post("/products", json={
             "sku": f"T-{uuid.uuid4().hex[:12]}", "name": f"Test product {uuid.uuid4().hex[:6]}",
-            "description": "made by a test", "price": price, "currency": "USD", "stock": stock,
+            "description": "made by a test", "price": price, "currency": currency, "stock": stock,
         })
         assert response.status_code == 201, response.text
         return response.json()

@@ -271,3 +271,31 @@ def test_a_refund_that_always_fails_is_parked_and_holds_up_no_other(shopper, adm
     localstripe.fail_refunds(parked["intent_id"], 0)
     rpc.payment_service.refund(stuck, "card replaced: operator retries")  # the runbook's fix
     assert wait_for_payment(stuck, ("REFUNDED",))["status"] == "REFUNDED"
+
+
+# -- money --------------------------------------------------------------------------
+def test_a_zero_decimal_currency_is_charged_in_its_own_units(shopper, admin, stripe_client, wait_for_payment):
+    product = admin.create_product(admin, stock=2, price="1500", currency="JPY")
+    assert product["price"] == "1500"
+    placed = shopper.place_order(product["id"]).json()
+    assert (placed["total"], placed["currency"]) == ("1500", "JPY")
+    assert shopper.wait_for_final(placed["id"])["status"] == "PAID"
+    intent = stripe_client.v1.payment_intents.retrieve(wait_for_payment(placed["id"], ("SUCCEEDED",))["intent_id"])
+    assert (intent.amount, intent.currency) == (1500, "jpy")
+
+
+def test_a_total_stripe_cannot_charge_is_refused_before_any_stock_moves(shopper, admin):
+    product = admin.create_product(admin, stock=5, price="0.20", currency="GBP")  # Stripe's minimum: 0.30 GBP
+    response = shopper.place_order(product["id"])
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "amount_out_of_range"
+    assert response.json()["error"]["details"] == {"total": "0.20", "currency": "GBP"}
+    assert shopper.stock(product["id"]) == 5
+    assert shopper.place_order(product["id"], quantity=2).status_code == 202  # 0.40 GBP is fine
+
+
+@pytest.mark.parametrize("price, currency", [("19.9\n", "USD"), ("15.5", "JPY"), ("10.00", "XTS"), ("1.234", "EUR")])
+def test_prices_must_match_the_currency_exactly(admin, price, currency):
+    response = admin.post("/products", json={"sku": f"T-{uuid.uuid4().hex[:12]}", "name": "x", "price": price,
+                                             "currency": currency, "stock": 1})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"

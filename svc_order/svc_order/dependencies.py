@@ -12,7 +12,7 @@ from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
 from shop_common.errors import ValidationError, translate_remote_error
-from shop_common.money import MAX_CENTS, MIN_CHARGE_CENTS, format_cents, parse_amount
+from shop_common.money import charge_range, check_currency, format_amount, parse_amount
 from shop_common.rpc import check_deadline
 from svc_order import events
 from svc_order.exceptions import AmountOutOfRange, InsufficientStock, OrderNotFound, ProductNotFound, UserNotFound
@@ -60,10 +60,13 @@ class OrderStore:
         """
         order_id = str(uuid.uuid4())
         total = sum(line["unit_price_cents"] * line["quantity"] for line in priced_lines)
-        if not MIN_CHARGE_CENTS <= total <= MAX_CENTS:
+        smallest, largest = charge_range(currency)
+        if not smallest <= total <= largest:
+            # Refused before any stock moves: Stripe would refuse to charge it.
             raise AmountOutOfRange(
-                f"an order's total must be from {format_cents(MIN_CHARGE_CENTS)} to {format_cents(MAX_CENTS)}",
-                {"total": format_cents(total), "currency": currency})
+                f"an order's total must be from {format_amount(smallest, currency)} to "
+                f"{format_amount(largest, currency)} {currency}",
+                {"total": format_amount(total, currency), "currency": currency})
         try:
             with self.transactions.begin() as session:
                 session.execute(orders.insert().values(
@@ -320,14 +323,15 @@ class ProductCatalog:
         currencies = {product["currency"] for product in products}
         if len(currencies) != 1:
             raise ValidationError("all items of an order must share one currency", {"items": "mixed currencies"})
+        currency = check_currency(currencies.pop(), "items")
         by_id = {product["id"]: product for product in products}
         priced = [{
             "product_id": line["product_id"],
             "name": by_id[line["product_id"]]["name"],
             "quantity": line["quantity"],
-            "unit_price_cents": parse_amount(by_id[line["product_id"]]["price"]),
+            "unit_price_cents": parse_amount(by_id[line["product_id"]]["price"], currency),
         } for line in lines]
-        return priced, currencies.pop()
+        return priced, currency
 
 
 class Customers:

@@ -1,6 +1,6 @@
 """Validation of order requests and the order's public shape."""
 from shop_common.errors import ValidationError
-from shop_common.money import format_cents
+from shop_common.money import format_amount
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -65,9 +65,9 @@ def order_search(status, older_than_seconds, limit):
     return {"status": status, "older_than_seconds": older_than_seconds, "limit": limit}
 
 
-def item_view(row):
+def item_view(row, currency):
     return {"product_id": row.product_id, "name": row.name, "quantity": row.quantity,
-            "unit_price": format_cents(row.unit_price_cents)}
+            "unit_price": format_amount(row.unit_price_cents, currency)}
 
 
 def order_view(order, items):
@@ -75,8 +75,8 @@ def order_view(order, items):
         "id": order.id,
         "user_id": order.user_id,
         "status": order.status,
-        "items": [item_view(item) for item in items],
-        "total": format_cents(order.total_cents),
+        "items": [item_view(item, order.currency) for item in items],
+        "total": format_amount(order.total_cents, order.currency),
         "currency": order.currency,
         "message": order.message,
         "shipping_address": order.shipping_address,

@@ -20,7 +20,7 @@ from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
 from shop_common.metrics import PAYMENTS
-from shop_common.money import MIN_CHARGE_CENTS, format_cents
+from shop_common.money import charge_range, format_amount
 from svc_payment import events
 from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from svc_payment.models import PaymentStatus as Status
@@ -101,9 +101,12 @@ class PaymentStore:
         or a second worker finds it and resumes instead of charging again.
         A total Stripe cannot charge fails the payment at once.
         """
-        if request["amount_cents"] < MIN_CHARGE_CENTS:
+        smallest, largest = charge_range(request["currency"])
+        if not smallest <= request["amount_cents"] <= largest:
+            # The Order service refuses such totals; an event from before that, or forged, fails here.
             return self._refuse(event, request, "amount_out_of_range",
-                                f"a charge must be at least {format_cents(MIN_CHARGE_CENTS)}")
+                                f"a charge must be from {format_amount(smallest, request['currency'])} to "
+                                f"{format_amount(largest, request['currency'])} {request['currency']}")
         with self.transactions.begin() as session:
             row = session.execute(
                 insert(payments)

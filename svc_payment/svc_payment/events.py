@@ -1,6 +1,6 @@
 """Events the Payment service publishes."""
 from shop_common import events
-from shop_common.money import format_cents
+from shop_common.money import format_amount
 
 
 def payment_success(payment):
@@ -8,7 +8,7 @@ def payment_success(payment):
         events.PAYMENT_SUCCESS,
         {
             "order_id": payment["order_id"],
-            "amount": format_cents(payment["amount_cents"]),
+            "amount": format_amount(payment["amount_cents"], payment["currency"]),
             "currency": payment["currency"],
             "payment_intent": payment["intent_id"],
         },
@@ -32,7 +32,7 @@ def payment_refunded(payment):
     return events.new_event(
         events.PAYMENT_REFUNDED,
         {"order_id": payment["order_id"], "refund_id": payment["refund_id"],
-         "amount": format_cents(payment["amount_cents"]), "currency": payment["currency"]},
+         "amount": format_amount(payment["amount_cents"], payment["currency"]), "currency": payment["currency"]},
         order_id=payment["order_id"], producer="payment_service",
     )
 

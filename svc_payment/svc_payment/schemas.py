@@ -1,5 +1,6 @@
 """What Payment reads from OrderCreated and from Stripe's webhook events, and the payment's operator view."""
 from shop_common.errors import ValidationError
+from shop_common.money import check_currency
 
 # Webhook events after which the order's refund is looked at again.
 REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
@@ -11,7 +12,7 @@ def charge_request(event):
         request = {
             "order_id": event["order_id"],
             "amount_cents": int(payload["total_cents"]),
-            "currency": str(payload["currency"]),
+            "currency": check_currency(payload["currency"]),
             "payment_method": str(payload["payment_method"]),
         }
     except (KeyError, TypeError, ValueError):

@@ -2,12 +2,11 @@
 import re
 
 from shop_common.errors import ValidationError
-from shop_common.money import format_cents, parse_amount
+from shop_common.money import DEFAULT_CURRENCY, check_currency, format_amount, parse_amount
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 100_000
-CURRENCY = re.compile(r"^[A-Z]{3}$")
-SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a newline through
 
 
 def product_view(row):
@@ -16,7 +15,7 @@ def product_view(row):
         "sku": row.sku,
         "name": row.name,
         "description": row.description,
-        "price": format_cents(row.price_cents),
+        "price": format_amount(row.price_cents, row.currency),
         "currency": row.currency,
         "stock": row.stock,
     }
@@ -46,13 +45,15 @@ def _stock(data, errors, required):
     return value
 
 
-def _price(data, errors, required):
+def _price(data, currency, errors, required):
     if data.get("price") is None:
         if required:
             errors["price"] = "is required"
         return None
+    if currency is None:
+        return None  # the currency's own error says why
     try:
-        return parse_amount(data["price"], "price")
+        return parse_amount(data["price"], currency, "price")
     except ValidationError as exc:
         errors.update(exc.details)
         return None
@@ -63,27 +64,35 @@ def _object(data):
         raise ValidationError("body must be a JSON object", {"body": "must be an object"})
 
 
+def _currency(data, errors):
+    try:
+        return check_currency(data.get("currency", DEFAULT_CURRENCY))
+    except ValidationError as exc:
+        errors.update(exc.details)
+        return None
+
+
 def new_product(data):
     _object(data)
     errors = {}
+    currency = _currency(data, errors)
     fields = {
         "sku": _text(data, "sku", errors, 64, True),
         "name": _text(data, "name", errors, 200, True),
         "description": _text(data, "description", errors, 5000, False) or "",
-        "price_cents": _price(data, errors, True),
-        "currency": data.get("currency", "USD"),
+        "price_cents": _price(data, currency, errors, True),
+        "currency": currency,
         "stock": _stock(data, errors, True),
     }
-    if fields["sku"] and not SKU.match(fields["sku"]):
+    if fields["sku"] and not SKU.fullmatch(fields["sku"]):
         errors["sku"] = "letters, digits, '.', '_' and '-' only"
-    if not isinstance(fields["currency"], str) or not CURRENCY.match(fields["currency"]):
-        errors["currency"] = "must be an ISO 4217 code such as USD"
     if errors:
         raise ValidationError("invalid product", errors)
     return fields
 
 
-def product_changes(data):
+def product_changes(data, currency):
+    """The changes asked for a product priced in ``currency`` (which never changes)."""
     _object(data)
     errors = {}
     unknown = set(data) - {"name", "description", "price", "stock"}
@@ -92,7 +101,7 @@ def product_changes(data):
     changes = {
         "name": _text(data, "name", errors, 200, False),
         "description": _text(data, "description", errors, 5000, False),
-        "price_cents": _price(data, errors, False),
+        "price_cents": _price(data, currency, errors, False),
         "stock": _stock(data, errors, False),
     }
     if errors:

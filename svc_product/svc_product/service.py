@@ -28,7 +28,8 @@ class ProductService(ServiceBase):
 
     @rpc
     def update_product(self, product_id, changes):
-        product = self.catalog.update_product(product_id, schemas.product_changes(changes))
+        currency = self.catalog.get_product(product_id)["currency"]
+        product = self.catalog.update_product(product_id, schemas.product_changes(changes, currency))
         self.cache.invalidate([product_id])
         return product
 

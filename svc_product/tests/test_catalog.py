@@ -37,12 +37,23 @@ def test_prices_are_decimal_strings_with_two_places(price):
 
 
 def test_product_changes_reject_unknown_fields_and_empty_patches():
-    assert schemas.product_changes({"stock": 0}) == {"stock": 0}
+    assert schemas.product_changes({"stock": 0}, "USD") == {"stock": 0}
     with pytest.raises(ValidationError) as error:
-        schemas.product_changes({"sku": "new"})
+        schemas.product_changes({"sku": "new"}, "USD")
     assert "sku" in error.value.details
     with pytest.raises(ValidationError):
-        schemas.product_changes({})
+        schemas.product_changes({}, "USD")
+
+
+def test_prices_follow_the_products_currency():
+    assert schemas.product_changes({"price": "1500"}, "JPY") == {"price_cents": 1500}
+    with pytest.raises(ValidationError):
+        schemas.product_changes({"price": "15.50"}, "JPY")
+    fields = schemas.new_product({"sku": "J-1", "name": "Tea", "price": "1500", "currency": "JPY", "stock": 1})
+    assert (fields["price_cents"], fields["currency"]) == (1500, "JPY")
+    with pytest.raises(ValidationError) as error:
+        schemas.new_product({"sku": "B-1", "name": "x", "price": "1.000", "currency": "BHD", "stock": 1})
+    assert set(error.value.details) == {"currency"}  # not sold here: no second error about the price
 
 
 def test_page_request_bounds():

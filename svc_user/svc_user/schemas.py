@@ -4,7 +4,7 @@ import re
 
 from shop_common.errors import ValidationError
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: "$" would let a newline through
 ADDRESS_FIELDS = ("line1", "city", "postal_code", "country")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
@@ -51,7 +51,7 @@ def _preferences(value, errors):
 
 
 def email(value):
-    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value.strip()):
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.fullmatch(value.strip()):
         raise ValidationError("invalid email", {"email": "must be an email address"})
     return value.strip().lower()
 
