@@ -11,6 +11,8 @@ documents it, so the shop's code paths for them run against a real server:
   half a second later, then ``payment_intent.succeeded``), as a failing one
   already does;
 - ``GET /v1/payment_intents/search`` for ``metadata['key']:'value'``;
+- ``created[gte]`` on the lists of PaymentIntents and Refunds (newest first,
+  ``limit`` and ``starting_after`` as Stripe pages them);
 - refunds that fail after creation (``pending``, then ``failed`` with a
   ``refund.failed`` webhook), switched on per PaymentIntent by
   ``POST /_config/refund_failures`` with ``payment_intent`` and ``count``:
@@ -27,6 +29,7 @@ from localstripe.webhooks import schedule_webhook
 
 AUTHENTICATION_REQUIRED_CARD = "4000002500003155"
 SEARCH_QUERY = re.compile(r"^metadata\['(\w+)'\]:'([^']*)'$")
+LISTS_BY_CREATED = {"/v1/payment_intents": "payment_intent:", "/v1/refunds": "refund:"}
 
 _refund_failures = {}  # payment intent id -> refunds still to fail
 
@@ -85,6 +88,18 @@ async def shop_extensions(request, handler):
                  if name.startswith("payment_intent:") and (obj.metadata or {}).get(key) == value]
         return web.json_response({"object": "search_result", "url": request.path, "has_more": False,
                                   "next_page": None, "data": found})
+    if request.method == "GET" and request.path in LISTS_BY_CREATED and "created[gte]" in request.query:
+        prefix = LISTS_BY_CREATED[request.path]
+        since = int(request.query["created[gte]"])
+        found = [obj for name, obj in resources.store.items() if name.startswith(prefix) and obj.created >= since]
+        found.sort(key=lambda obj: (obj.created, obj.id), reverse=True)
+        if "starting_after" in request.query:
+            ids = [obj.id for obj in found]
+            found = found[ids.index(request.query["starting_after"]) + 1:] if request.query["starting_after"] in ids \
+                else []
+        limit = int(request.query.get("limit", 10))
+        return web.json_response({"object": "list", "url": request.path, "has_more": len(found) > limit,
+                                  "data": [obj._export() for obj in found[:limit]]})
     if request.method == "POST" and request.path == "/_config/refund_failures":
         data = await request.post()
         _refund_failures[data["payment_intent"]] = int(data.get("count", 1))

@@ -48,7 +48,9 @@ def shop(otlp):
            # Payments: an abandoned 3-D Secure and a failing refund play out in seconds. Intents are
            # re-fetched only after a minute, so a payment settled sooner was settled by its webhook.
            "PAYMENT_ACTION_DEADLINE_SECONDS": "8", "REFUND_RETRY_SECONDS": "1", "MAX_REFUND_ATTEMPTS": "3",
-           "SHOP_PAYMENT_CHECK_INTERVAL_SECONDS": "1", "PAYMENT_RECHECK_SECONDS": "60"}
+           "SHOP_PAYMENT_CHECK_INTERVAL_SECONDS": "1", "PAYMENT_RECHECK_SECONDS": "60",
+           "SHOP_RECONCILE_INTERVAL_SECONDS": "5", "SHOP_RECONCILE_WINDOW_SECONDS": "900",
+           "SHOP_RECONCILE_GRACE_SECONDS": "3"}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
     stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
     try:

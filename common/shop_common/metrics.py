@@ -60,6 +60,9 @@ PAYMENTS = Counter("shop_payments_total", "Payment outcomes (succeeded, failed, 
 PAYMENTS_BY_STATUS = Gauge(
     "shop_payments_waiting", "Payments waiting in a status (REQUIRES_ACTION, SETTLING, REFUND_PENDING, "
     "REFUND_FAILED), from the payments database every 15 s.", ["status"], multiprocess_mode="max")
+PAYMENTS_UNRECONCILED = Gauge(
+    "shop_payments_unreconciled", "Differences between Stripe and the payments database at the last "
+    "reconciliation, by kind (svc_payment.reconciliation.KINDS).", ["kind"], multiprocess_mode="max")
 PAYMENT_DISPUTES = Counter("shop_payment_disputes_total", "Charges disputed by a cardholder (charge.dispute.created).")
 STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored).", ["change"])
 FAULT_FLAG = Gauge(

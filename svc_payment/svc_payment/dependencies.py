@@ -24,7 +24,7 @@ from shop_common.money import charge_range, format_amount
 from svc_payment import events
 from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from svc_payment.models import PaymentStatus as Status
-from svc_payment.models import disputes, inbox, outbox, payments, stripe_events
+from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, stripe_events
 from svc_payment.schemas import payment_view
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,13 @@ class PaymentStore:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
                 outbox_log.republish(session, outbox, order_id, OUTCOMES)
                 return None
-            if event["payload"]["status"] == "PAID":
+            order_status = event["payload"]["status"]
+            session.execute(update(payments).where(payments.c.order_id == order_id)
+                            .values(order_status=order_status))
+            if order_status == "PAID":
                 return None
             voided = session.execute(
-                insert(payments).values(order_id=order_id, status=Status.VOIDED)
+                insert(payments).values(order_id=order_id, status=Status.VOIDED, order_status=order_status)
                 .on_conflict_do_nothing().returning(payments)
             ).first()
             if voided is not None:
@@ -359,6 +362,39 @@ class PaymentStore:
                 reason=dispute.get("reason"), status=dispute.get("status"), raw=dispute,
             ).on_conflict_do_nothing()).rowcount == 1
         return created
+
+    def payments_since(self, since):
+        """Payments created since ``since`` (an aware datetime), for reconciliation."""
+        with self.transactions.begin() as session:
+            rows = session.execute(select(payments).where(payments.c.created_at >= since)).all()
+        return [dict(payment_view(row), created_epoch=row.created_at.timestamp()) for row in rows]
+
+    def claimed_intents(self, intent_ids):
+        """Which of these intents a payment or an orphan refund already accounts for."""
+        with self.transactions.begin() as session:
+            claimed = set(session.execute(select(payments.c.intent_id)
+                                          .where(payments.c.intent_id.in_(intent_ids))).scalars())
+            refunded = set(session.execute(select(orphan_refunds.c.intent_id)
+                                           .where(orphan_refunds.c.intent_id.in_(intent_ids))).scalars())
+        return claimed | refunded
+
+    def begin_orphan_refund(self, intent, reason):
+        """Record the refund of a charge no payment claims before asking Stripe; False if already recorded."""
+        with self.transactions.begin() as session:
+            claimed = session.execute(select(payments.c.order_id)
+                                      .where(payments.c.intent_id == intent["intent_id"])).first()
+            if claimed is not None:
+                raise IllegalPaymentTransition("this charge belongs to a payment: use refund(order_id, reason)",
+                                               {"intent_id": intent["intent_id"], "order_id": claimed.order_id})
+            return session.execute(insert(orphan_refunds).values(
+                intent_id=intent["intent_id"], order_id=intent.get("order_id"), amount_cents=intent["amount_cents"],
+                currency=intent["currency"], reason=reason,
+            ).on_conflict_do_nothing()).rowcount == 1
+
+    def finish_orphan_refund(self, intent_id, refund_id):
+        with self.transactions.begin() as session:
+            session.execute(update(orphan_refunds).where(orphan_refunds.c.intent_id == intent_id)
+                            .values(refund_id=refund_id))
 
     def counts(self):
         """Payments by status, for the gauges."""

@@ -32,12 +32,15 @@ payments = Table(
     Column("refund_attempts", Integer, nullable=False, server_default="0"),
     Column("refund_failure", Text),
     Column("refund_reason", Text),
+    # The order's final status as OrderCompleted said (reconciliation compares it with Stripe).
+    Column("order_status", String(16)),
     # When the payment timer looks at this row again (a refund to retry, an intent to re-fetch).
     Column("next_check_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("ix_payments_intent_id", payments.c.intent_id)
+Index("ix_payments_created_at", payments.c.created_at)  # reconciliation windows
 Index("ix_payments_next_check_at", payments.c.next_check_at, postgresql_where=payments.c.next_check_at.is_not(None))
 # Stripe's webhook events applied here, by Stripe's event id: a redelivery changes nothing.
 stripe_events = Table(
@@ -59,6 +62,18 @@ disputes = Table(
     Column("reason", String(100)),
     Column("status", String(32)),
     Column("raw", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+# Charges no payment of ours claims (found by reconciliation), refunded by an operator: one refund each.
+orphan_refunds = Table(
+    "orphan_refunds",
+    metadata,
+    Column("intent_id", String(100), primary_key=True),
+    Column("refund_id", String(100)),
+    Column("order_id", String(36)),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 outbox = outbox_table(metadata)

@@ -1,4 +1,6 @@
 """What Payment reads from OrderCreated and from Stripe's webhook events, and the payment's operator view."""
+from datetime import datetime
+
 from shop_common.errors import ValidationError
 from shop_common.money import check_currency
 
@@ -32,6 +34,26 @@ def stripe_event(body):
     return event
 
 
+def point_in_time(value):
+    """Epoch seconds from epoch seconds or an ISO 8601 time with its offset."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                return moment.timestamp()
+        except ValueError:
+            pass
+    raise ValidationError("invalid time", {"since": "epoch seconds, or ISO 8601 with an offset"})
+
+
+def intent_id(value):
+    if not isinstance(value, str) or not value.startswith("pi_") or len(value) > 100:
+        raise ValidationError("invalid intent id", {"intent_id": "a PaymentIntent id, pi_..."})
+    return value
+
+
 def _time(value):
     return value.isoformat() if value is not None else None
 
@@ -54,6 +76,7 @@ def payment_view(row):
         "refund_attempts": row.refund_attempts,
         "refund_failure": row.refund_failure,
         "refund_reason": row.refund_reason,
+        "order_status": row.order_status,
         "next_check_at": _time(row.next_check_at),
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),

@@ -1,16 +1,19 @@
 import logging
 import os
+import time
+from datetime import datetime, timezone
 
 from nameko.timer import timer
 
 from shop_common import events, operator
 from shop_common.kafka import kafka_event
-from shop_common.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS
+from shop_common.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
 from shop_common.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
-from svc_payment import models, schemas
+from svc_payment import models, reconciliation, schemas
 from svc_payment.dependencies import Payments
+from svc_payment.exceptions import IllegalPaymentTransition
 from svc_payment.models import PaymentStatus
 from svc_payment.stripe_client import PaymentProvider
 
@@ -18,6 +21,10 @@ log = logging.getLogger(__name__)
 
 # How often the timer looks for refunds to retry and open payments to re-fetch (due ones only).
 CHECK_INTERVAL_SECONDS = float(os.environ.get("SHOP_PAYMENT_CHECK_INTERVAL_SECONDS", "5"))
+# Reconciliation: how often, over how far back, and how old a payment must be to be judged (in flight before).
+RECONCILE_INTERVAL_SECONDS = float(os.environ.get("SHOP_RECONCILE_INTERVAL_SECONDS", "3600"))
+RECONCILE_WINDOW_SECONDS = int(os.environ.get("SHOP_RECONCILE_WINDOW_SECONDS", str(2 * 86400)))
+RECONCILE_GRACE_SECONDS = int(os.environ.get("SHOP_RECONCILE_GRACE_SECONDS", "900"))
 # A webhook waits this long for a worker that is talking to Stripe about the same order.
 WEBHOOK_LOCK_WAIT_SECONDS = 5.0
 
@@ -93,6 +100,44 @@ class PaymentService(ServiceBase):
         for status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.SETTLING, PaymentStatus.REFUND_PENDING,
                        PaymentStatus.REFUND_FAILED):
             PAYMENTS_BY_STATUS.labels(status).set(counts.get(status, 0))
+
+    @timer(interval=RECONCILE_INTERVAL_SECONDS)
+    def reconcile_recent_payments(self):
+        """Feeds shop_payments_unreconciled and the PaymentsUnreconciled alert."""
+        findings = self.reconcile(time.time() - RECONCILE_WINDOW_SECONDS, RECONCILE_GRACE_SECONDS)
+        for kind, count in reconciliation.summary(findings).items():
+            PAYMENTS_UNRECONCILED.labels(kind).set(count)
+        for finding in findings:
+            log.error("unreconciled payment (%s): %s", finding["kind"], finding, extra={"order_id": finding["order_id"]})
+
+    @rpc
+    def reconcile(self, since, grace_seconds=RECONCILE_GRACE_SECONDS):
+        """Operator call: compare Stripe's intents and refunds since ``since`` (epoch seconds or ISO 8601)
+        with the payments recorded here; returns the differences (see reconciliation.KINDS)."""
+        since_epoch = schemas.point_in_time(since)
+        intents = self.provider.intents_since(since_epoch)
+        refunds = self.provider.refunds_since(since_epoch)
+        payments = self.payments.payments_since(datetime.fromtimestamp(since_epoch, timezone.utc))
+        unclaimed = {intent["id"] for intent in intents} - {payment["intent_id"] for payment in payments}
+        if unclaimed:  # intents of payments created before the window, and orphans refunded already
+            claimed = self.payments.claimed_intents(list(unclaimed))
+            intents = [intent for intent in intents if intent["id"] not in claimed]
+        return reconciliation.compare(intents, refunds, payments, time.time() - int(grace_seconds))
+
+    @rpc
+    def refund_orphan(self, intent_id, reason):
+        """Operator call: refund a charge that no payment of ours claims (reconcile's orphan_charge)."""
+        note = operator.reason(reason)
+        intent = self.provider.intent(schemas.intent_id(intent_id))
+        if intent["status"] != "succeeded":
+            raise IllegalPaymentTransition(f"the intent is {intent['status']}: there is no charge to refund",
+                                           {"intent_id": intent_id})
+        if not self.payments.begin_orphan_refund(intent, note):
+            return {"intent_id": intent_id, "refunded": False, "reason": "refunded already"}
+        refund = self.provider.refund_intent(intent_id)
+        self.payments.finish_orphan_refund(intent_id, refund["refund_id"])
+        log.warning("orphan charge %s refunded by an operator: %s", intent_id, note)
+        return {"intent_id": intent_id, "refunded": True, "refund": refund}
 
     @rpc
     def get_payment(self, order_id):

@@ -29,6 +29,7 @@ def snapshot(intent, failure_code=None, failure_message=None):
     next_action = intent.next_action.to_dict() if getattr(intent, "next_action", None) else None
     view = {
         "intent_id": intent.id,
+        "order_id": _metadata(intent).get("order_id"),
         "status": intent.status,
         "amount_cents": intent.amount,
         "currency": intent.currency.upper(),
@@ -49,9 +50,15 @@ def snapshot(intent, failure_code=None, failure_message=None):
     return view
 
 
+def _metadata(stripe_object):
+    metadata = getattr(stripe_object, "metadata", None)
+    return metadata.to_dict() if metadata else {}
+
+
 def declined(intent_id, code, message):
     """A snapshot for a charge Stripe refused outright (no usable intent came back)."""
-    return {"intent_id": intent_id, "status": "requires_payment_method", "amount_cents": None, "currency": None,
+    return {"intent_id": intent_id, "order_id": None, "status": "requires_payment_method", "amount_cents": None,
+            "currency": None,
             "client_secret": None, "next_action": None, "failure_code": code, "failure_message": message}
 
 
@@ -143,6 +150,32 @@ class StripePayments:
             return refund_view(refund)
         except stripe.InvalidRequestError as exc:
             return {"refund_id": None, "status": "failed", "failure_reason": exc.user_message or str(exc)}
+        except UNAVAILABLE as exc:
+            raise PaymentProviderUnavailable(str(exc))
+
+    def intents_since(self, since_epoch):
+        """Every PaymentIntent created since then, as reconciliation compares them."""
+        return [{"id": intent.id, "status": intent.status, "amount": intent.amount, "currency": intent.currency,
+                 "created": intent.created, "metadata": _metadata(intent)}
+                for intent in self._every(self.client.v1.payment_intents.list, since_epoch)]
+
+    def refunds_since(self, since_epoch):
+        return [{"id": refund.id, "payment_intent": refund.payment_intent, "status": refund.status,
+                 "amount": refund.amount} for refund in self._every(self.client.v1.refunds.list, since_epoch)]
+
+    def refund_intent(self, intent_id):
+        """Refund a whole charge that no payment of ours claims (an operator's decision)."""
+        try:
+            refund = self._call(self.client.v1.refunds.create, params={"payment_intent": intent_id},
+                                options={"idempotency_key": f"orphan-{intent_id}-refund"})
+            return refund_view(refund)
+        except UNAVAILABLE as exc:
+            raise PaymentProviderUnavailable(str(exc))
+
+    def _every(self, list_method, since_epoch):
+        try:
+            page = self._call(list_method, params={"created": {"gte": int(since_epoch)}, "limit": 100})
+            return list(page.auto_paging_iter())
         except UNAVAILABLE as exc:
             raise PaymentProviderUnavailable(str(exc))
 
