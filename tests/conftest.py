@@ -47,7 +47,7 @@ def shop(otlp):
            "KAFKA_MAX_POLL_INTERVAL_MS": "30000",
            # Payments: an abandoned 3-D Secure and a failing refund play out in seconds. Intents are
            # re-fetched only after a minute, so a payment settled sooner was settled by its webhook.
-           "PAYMENT_ACTION_DEADLINE_SECONDS": "8", "REFUND_RETRY_SECONDS": "1", "MAX_REFUND_ATTEMPTS": "3",
+           "PAYMENT_ACTION_DEADLINE_SECONDS": "5", "REFUND_RETRY_SECONDS": "1", "MAX_REFUND_ATTEMPTS": "3",
            "SHOP_PAYMENT_CHECK_INTERVAL_SECONDS": "1", "PAYMENT_RECHECK_SECONDS": "60",
            "SHOP_RECONCILE_INTERVAL_SECONDS": "5", "SHOP_RECONCILE_WINDOW_SECONDS": "900",
            "SHOP_RECONCILE_GRACE_SECONDS": "3"}

@@ -132,7 +132,7 @@ def test_three_d_secure_abandoned_is_cancelled_at_the_deadline(shopper, admin, r
     product = admin.create_product(admin, stock=3)
     placed = shopper.place_order(product["id"], payment_method="pm_card_authenticationRequired").json()
     wait_for_action(shopper, placed["id"])
-    final = shopper.wait_for_final(placed["id"], timeout=40)  # the stack's deadline is 8 s
+    final = shopper.wait_for_final(placed["id"], timeout=40)  # the stack's deadline is 5 s
     assert final["status"] == "PAYMENT_FAILED"
     payment = wait_for_payment(placed["id"], ("FAILED",))
     assert payment["failure_code"] == "authentication_abandoned"
@@ -147,6 +147,19 @@ def test_three_d_secure_failed_authentication_fails_the_payment(shopper, admin, 
     localstripe.authenticate(payment["client_secret"].split("_secret_")[0], payment["client_secret"], success=False)
     # localstripe sends no event for a failed authentication: the payment timer's re-fetch or the deadline finds it.
     assert shopper.wait_for_final(placed["id"], timeout=40)["status"] == "PAYMENT_FAILED"
+
+
+def test_an_order_cancelled_while_waiting_for_3ds_cancels_the_intent(shopper, admin, rpc, stripe_client,
+                                                                     wait_for_payment):
+    product = admin.create_product(admin, stock=3)
+    placed = shopper.place_order(product["id"], payment_method="pm_card_authenticationRequired").json()
+    wait_for_action(shopper, placed["id"])
+    rpc.order_service.cancel_order(placed["id"], "customer called: wrong address")
+    assert shopper.get(f"/orders/{placed['id']}").json()["status"] == "CANCELLED"
+    payment = wait_for_payment(placed["id"], ("VOIDED",))
+    assert payment["status"] == "VOIDED"  # never charged, and never will be
+    assert stripe_client.v1.payment_intents.retrieve(payment["intent_id"]).status == "canceled"
+    assert wait_for(lambda: shopper.stock(product["id"]), lambda stock: stock == 3) == 3
 
 
 # -- asynchronous outcomes and webhooks -------------------------------------------------

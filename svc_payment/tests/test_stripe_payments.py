@@ -1,31 +1,12 @@
 """StripePayments through the real stripe SDK against a real localstripe process."""
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 import stripe
 
 from svc_payment.stripe_client import StripePayments
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "ops"))
-
-from stack import free_port, wait_for_port  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def localstripe_url():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "ops" / "localstripe_server.py"),
-                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 20, "localstripe")
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
 
 
 @pytest.fixture(scope="module")

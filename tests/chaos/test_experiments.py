@@ -144,6 +144,7 @@ def test_7_duplicated_reordered_and_poison_events_then_the_dead_letters_replayed
     no_server_errors(run)
 
 
+@slow  # 45 s: keeps `make test` under ten minutes; `make chaos` runs it
 def test_9_redis_paused_for_30_seconds(experiment):
     run = experiment()
     run.start_load(90, per_second=3.0)

@@ -1,4 +1,5 @@
 """The public contract as OpenAPI 3.1, served at GET /openapi.json."""
+from shop_common.money import CURRENCIES
 
 
 def _ref(name):
@@ -28,13 +29,15 @@ def _param(name, where="path", schema=None):
 
 
 ERROR = ("error", "Error")
-MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
+# In the currency's minor units: "19.99" USD, "1500" JPY.
+MONEY = {"type": "string", "pattern": r"^(0|[1-9]\d*)(\.\d+)?$"}
+CURRENCY = {"enum": list(CURRENCIES)}
 ADDRESS = {"type": "object", "required": ["line1", "city", "postal_code", "country"],
            "properties": {key: {"type": "string"} for key in ("line1", "line2", "city", "postal_code", "country")}}
 
 SPEC = {
     "openapi": "3.1.0",
-    "info": {"title": "The shop", "version": "1.0.0"},
+    "info": {"title": "The shop", "version": "1.1.0"},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         "schemas": {
@@ -62,11 +65,11 @@ SPEC = {
                                                  ("order_id", "kind", "message", "created_at")}}}}},
             "Product": {"type": "object", "properties": {
                 "id": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"},
-                "description": {"type": "string"}, "price": MONEY, "currency": {"type": "string"},
+                "description": {"type": "string"}, "price": MONEY, "currency": CURRENCY,
                 "stock": {"type": "integer", "minimum": 0}}},
             "NewProduct": {"type": "object", "required": ["sku", "name", "price", "stock"], "properties": {
                 "sku": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
-                "price": MONEY, "currency": {"type": "string"}, "stock": {"type": "integer", "minimum": 0}}},
+                "price": MONEY, "currency": CURRENCY, "stock": {"type": "integer", "minimum": 0}}},
             "ProductChanges": {"type": "object", "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"}, "price": MONEY,
                 "stock": {"type": "integer", "minimum": 0}}},
@@ -83,9 +86,25 @@ SPEC = {
                 "status": {"enum": ["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]},
                 "items": {"type": "array", "items": {"type": "object", "properties": {
                     "product_id": {"type": "string"}, "quantity": {"type": "integer"}, "unit_price": MONEY}}},
-                "total": MONEY, "currency": {"type": "string"}, "message": {"type": "string"},
+                "total": MONEY, "currency": CURRENCY, "message": {"type": "string"},
+                "payment": _ref("Payment"),
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"}}},
+            "Payment": {
+                "type": "object", "required": ["status"],
+                "description": "Where the order's payment stands. While status is requires_action the shopper "
+                               "must authenticate (3-D Secure) before expires_at: client_secret for Stripe.js, "
+                               "or redirect_url when set.",
+                "properties": {
+                    "status": {"enum": ["pending", "requires_action", "succeeded", "failed", "refunded", "voided"]},
+                    "client_secret": {"type": "string"},
+                    "next_action": {"type": "object", "properties": {
+                        "type": {"type": "string"}, "redirect_url": {"type": ["string", "null"]}}},
+                    "expires_at": {"type": "string", "format": "date-time"}}},
+            "StripeEvent": {"type": "object", "required": ["id", "type", "data"], "properties": {
+                "id": {"type": "string"}, "type": {"type": "string"}, "data": {"type": "object"}}},
+            "WebhookReceipt": {"type": "object", "properties": {
+                "received": {"const": True}, "applied": {"type": "boolean"}}},
             "Orders": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Order")}}},
             "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
         },
@@ -130,6 +149,11 @@ SPEC = {
                         body="NewOrder", auth=True, params=[_param("Idempotency-Key", "header")]),
             "get": _op("The caller's orders, newest first", {200: ("orders", "Orders"), 401: ERROR}, auth=True),
         },
+        "/webhooks/stripe": {"post": _op(
+            "Stripe's events (signed: Stripe-Signature header; no JWT); each event id is applied once",
+            {200: ("received", "WebhookReceipt"), 400: ("invalid_signature or validation_error", "Error"),
+             503: ("webhooks_disabled, or busy: Stripe delivers it again", "Error")},
+            body="StripeEvent", params=[_param("Stripe-Signature", "header")])},
         "/orders/{order_id}": {"get": _op("One of the caller's orders", {
             200: ("order", "Order"), 401: ERROR, 404: ("order_not_found", "Error")},
             auth=True, params=[_param("order_id")])},
