@@ -566,7 +566,13 @@ def watch(stack):
     """Report what supervisord does (a crashed process is restarted; the others keep serving)."""
     running_pid, state_of = {}, {}
     while stack.supervisord.poll() is None:
-        for info in stack.ctl.getAllProcessInfo():
+        try:
+            processes = stack.ctl.getAllProcessInfo()
+        except xmlrpc.client.Fault as fault:
+            if "SHUTDOWN_STATE" in fault.faultString:  # `make stop` from another terminal
+                raise KeyboardInterrupt
+            raise
+        for info in processes:
             name, state, pid = info["name"], info["statename"], info["pid"]
             if state == "RUNNING":
                 if running_pid.get(name, pid) != pid:
@@ -576,6 +582,8 @@ def watch(stack):
                 log(f"{name} is {state}: {info['spawnerr'] or info['description']}")
             state_of[name] = state
         time.sleep(0.5)
+    if stack.supervisord.returncode == 0:
+        raise KeyboardInterrupt  # stopped from outside (`make stop`)
     raise RuntimeError("supervisord exited; see its log")
 
 

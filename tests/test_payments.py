@@ -88,6 +88,7 @@ def wait_for_action(shopper, order_id):
     order = wait_for(lambda: shopper.get(f"/orders/{order_id}").json(),
                      lambda order: order["payment"]["status"] == "requires_action")
     assert order["status"] == "PENDING" and order["payment"]["status"] == "requires_action", order
+    assert "confirm the payment with your bank" in order["message"]
     return order
 
 

@@ -104,6 +104,9 @@ MESSAGES = {
 }
 
 
+AUTHENTICATE_MESSAGE = "Please confirm the payment with your bank (3-D Secure) to complete your order."
+
+
 def message_for(status, cancel_reason=None):
     return MESSAGES[(status, cancel_reason)] if status == OrderStatus.CANCELLED else MESSAGES[status]
 
@@ -146,6 +149,8 @@ class Order:
 
     @property
     def message(self):
+        if self.status == OrderStatus.PENDING and self.payment_status == "REQUIRES_ACTION":
+            return AUTHENTICATE_MESSAGE
         return message_for(self.status, self.cancel_reason)
 
     def record_stock_deducted(self):

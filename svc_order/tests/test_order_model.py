@@ -6,7 +6,7 @@ import pytest
 from shop_common.errors import ValidationError
 from svc_order import schemas
 from svc_order.exceptions import IllegalOrderTransition
-from svc_order.models import Order, OrderStatus
+from svc_order.models import Order, OrderStatus, message_for
 
 FACT_OUTCOMES = [
     # (stock fact, payment fact, final status whichever arrives first)
@@ -102,3 +102,13 @@ def test_the_deadline_cancels_only_a_pending_order_and_says_why():
     sold_out = Order(OrderStatus.PENDING, "PENDING", "PENDING")
     sold_out.record_stock_unavailable()
     assert "sold out" in sold_out.message
+
+
+def test_an_order_waiting_for_3ds_asks_the_shopper_to_confirm_then_ends_as_usual():
+    order = Order(OrderStatus.PENDING, "DEDUCTED", "PENDING")
+    order.record_payment_action_required()
+    assert order.payment_status == "REQUIRES_ACTION" and "confirm the payment" in order.message
+    order.record_payment_succeeded()
+    assert order.status == OrderStatus.PAID and order.message == message_for(OrderStatus.PAID)
+    order.record_payment_action_required()  # a late notice changes nothing
+    assert order.payment_status == "SUCCEEDED"
