@@ -367,7 +367,7 @@ class PaymentStore:
         """Payments created since ``since`` (an aware datetime), for reconciliation."""
         with self.transactions.begin() as session:
             rows = session.execute(select(payments).where(payments.c.created_at >= since)).all()
-        return [dict(payment_view(row), created_epoch=row.created_at.timestamp()) for row in rows]
+        return [dict(payment_view(row), updated_epoch=row.updated_at.timestamp()) for row in rows]
 
     def claimed_intents(self, intent_ids):
         """Which of these intents a payment or an orphan refund already accounts for."""

@@ -24,7 +24,8 @@ def compare(intents, refunds, payments, settled_before):
 
     ``intents``: Stripe's {id, status, amount, currency, created, metadata};
     ``refunds``: Stripe's {payment_intent, status, amount};
-    ``payments``: our payment views with ``order_status`` and ``created_epoch``.
+    ``payments``: our payment views with ``order_status`` and ``updated_epoch`` (a payment changed
+    within the grace period is still in flight).
     """
     refunded = defaultdict(int)
     for refund in refunds:
@@ -37,11 +38,10 @@ def compare(intents, refunds, payments, settled_before):
         findings.append({"kind": kind, "order_id": payment["order_id"] if payment else None,
                          "intent_id": intent_id, "detail": detail})
 
-    charged = set()
+    charged = {intent["id"] for intent in intents if intent["status"] == "succeeded"}
     for intent in intents:
         if intent["status"] != "succeeded" or intent["created"] >= settled_before:
             continue
-        charged.add(intent["id"])
         back = refunded[intent["id"]] >= intent["amount"]
         payment = by_intent.get(intent["id"])
         if payment is None:
@@ -63,7 +63,7 @@ def compare(intents, refunds, payments, settled_before):
         elif payment["status"] == Status.SUCCEEDED and payment["order_status"] not in (None, "PAID"):
             found("charged_order_not_paid", payment, intent["id"], {"order_status": payment["order_status"]})
     for payment in payments:
-        if payment["order_status"] == "PAID" and payment["created_epoch"] < settled_before and (
+        if payment["order_status"] == "PAID" and payment["updated_epoch"] < settled_before and (
                 payment["status"] not in (Status.SUCCEEDED, Status.REFUND_PENDING, Status.REFUNDED,
                                           Status.REFUND_FAILED) or payment["intent_id"] not in charged):
             found("paid_without_charge", payment, payment["intent_id"], {"status": payment["status"]})

@@ -12,7 +12,7 @@ def intent(intent_id, status="succeeded", amount=1000, currency="usd", created=O
 
 def payment(order_id, intent_id, status="SUCCEEDED", order_status="PAID", amount=1000, currency="USD"):
     return {"order_id": order_id, "intent_id": intent_id, "status": status, "order_status": order_status,
-            "amount_cents": amount, "currency": currency, "created_epoch": OLD}
+            "amount_cents": amount, "currency": currency, "updated_epoch": OLD}
 
 
 def refund(intent_id, status="succeeded", amount=1000):
@@ -56,3 +56,9 @@ def test_what_is_still_in_flight_is_not_judged():
 
 def test_a_refunded_orphan_is_settled():
     assert compare([intent("pi_orphan")], [refund("pi_orphan")], [], settled_before=NOW) == []
+
+
+def test_a_paid_order_whose_charge_is_younger_than_the_grace_is_not_judged_without_it():
+    """Stripe slow: the payment row is old, its intent was created (and succeeded) only just now."""
+    late = intent("pi_slow", created=NOW + 1)
+    assert compare([late], [], [payment("o1", "pi_slow")], settled_before=NOW) == []
