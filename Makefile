@@ -52,8 +52,8 @@ chaos: install  ## Every chaos experiment (minutes each), with a table of the in
 	ops/bin/ensure-prometheus
 	$(BIN)/python -m pytest tests/chaos -m chaos
 
-shell: install  ## nameko shell on the running system (make run in another terminal).
-	$(BIN)/nameko shell --config svc_order/config.yaml
+shell: install  ## nameko shell on the running system (make run in another terminal): lists the operator calls.
+	PYTHONSTARTUP=ops/shell.py $(BIN)/nameko shell --config svc_order/config.yaml
 
 bench: install  ## Cost of metrics and tracing per request: three copies of the shop side by side.
 	$(BIN)/python ops/bench.py

@@ -17,6 +17,7 @@ from stack import PROFILES, Stack  # noqa: E402
 
 ADMIN = ("admin@shop.local", "shop-admin-dev")
 FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
+OPERATOR = "test-operator"  # who the tests' operator calls come from (the audit records it)
 
 
 def pytest_collection_modifyitems(items):
@@ -49,7 +50,9 @@ def shop(otlp):
            # re-fetched only after a minute, so a payment settled sooner was settled by its webhook.
            "PAYMENT_ACTION_DEADLINE_SECONDS": "5", "REFUND_RETRY_SECONDS": "1", "MAX_REFUND_ATTEMPTS": "3",
            "SHOP_PAYMENT_CHECK_INTERVAL_SECONDS": "1", "PAYMENT_RECHECK_SECONDS": "60",
-           "SHOP_RECONCILE_INTERVAL_SECONDS": "5", "SHOP_RECONCILE_WINDOW_SECONDS": "900",
+           # Reconciliation often but over a short window: listing every intent of the session every few
+           # seconds keeps localstripe (one Python process) busy enough to slow the whole suite down.
+           "SHOP_RECONCILE_INTERVAL_SECONDS": "10", "SHOP_RECONCILE_WINDOW_SECONDS": "120",
            "SHOP_RECONCILE_GRACE_SECONDS": "3"}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
     stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
@@ -158,8 +161,14 @@ def rpc(shop):
     """Nameko RPC into the running test stack, as an operator would use it."""
     from nameko.standalone.rpc import ClusterRpcClient
 
-    with ClusterRpcClient(uri=shop.env["AMQP_URI"], timeout=15) as client:
+    with ClusterRpcClient(uri=shop.env["AMQP_URI"], timeout=15, context_data={"operator": OPERATOR}) as client:  # shop_common.rpc.OPERATOR
         yield client
+
+
+@pytest.fixture(scope="session")
+def operator():
+    """The name the ``rpc`` fixture's calls carry: what the audit must show."""
+    return OPERATOR
 
 
 @pytest.fixture(scope="session")

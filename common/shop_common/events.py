@@ -25,6 +25,7 @@ ORDER_COMPLETED = "OrderCompleted"
 STOCK_UPDATED = "StockUpdated"
 STOCK_UNAVAILABLE = "StockUnavailable"
 STOCK_RESTORED = "StockRestored"
+STOCK_ADJUSTED = "StockAdjusted"
 PAYMENT_SUCCESS = "PaymentSuccess"
 PAYMENT_FAILED = "PaymentFailed"
 PAYMENT_REFUNDED = "PaymentRefunded"
@@ -43,6 +44,7 @@ TOPIC_OF = {
     STOCK_UPDATED: INVENTORY_TOPIC,
     STOCK_UNAVAILABLE: INVENTORY_TOPIC,
     STOCK_RESTORED: INVENTORY_TOPIC,
+    STOCK_ADJUSTED: INVENTORY_TOPIC,
     PAYMENT_SUCCESS: PAYMENTS_TOPIC,
     PAYMENT_FAILED: PAYMENTS_TOPIC,
     PAYMENT_REFUNDED: PAYMENTS_TOPIC,
@@ -104,6 +106,18 @@ class StockRestoredV1(_Payload):
     items: list[StockLine]
 
 
+class StockAdjustedV1(BaseModel):
+    """Stock changed by hand (inventory_service.adjust_stock): not about an order."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    product_id: str = ProductId
+    delta: int
+    stock: int = Field(ge=0)
+    reason: str = Field(min_length=1, max_length=500)
+    by: str = Field(min_length=1, max_length=100)
+
+
 class PaymentSuccessV1(_Payload):
     amount: str
     currency: str = Field(min_length=3, max_length=3)
@@ -119,6 +133,9 @@ class PaymentRefundedV1(_Payload):
     refund_id: str = Field(min_length=1, max_length=100)
     amount: str
     currency: str = Field(min_length=3, max_length=3)
+    # An operator's refund (compatible additions: optional).
+    reason: Optional[str] = Field(default=None, max_length=500)
+    requested_by: Optional[str] = Field(default=None, max_length=100)
 
 
 class PaymentVoidedV1(_Payload):
@@ -144,6 +161,7 @@ PAYLOADS = {
     (STOCK_UPDATED, 1): StockUpdatedV1,
     (STOCK_UNAVAILABLE, 1): StockUnavailableV1,
     (STOCK_RESTORED, 1): StockRestoredV1,
+    (STOCK_ADJUSTED, 1): StockAdjustedV1,
     (PAYMENT_SUCCESS, 1): PaymentSuccessV1,
     (PAYMENT_FAILED, 1): PaymentFailedV1,
     (PAYMENT_REFUNDED, 1): PaymentRefundedV1,
@@ -201,7 +219,7 @@ def validate(event):
         payload = model.model_validate(envelope.payload)
     except ValidationError as exc:
         raise MalformedEvent(f"invalid {envelope.event_type} payload: {_summary(exc)}")
-    if envelope.order_id != payload.order_id:
+    if envelope.order_id != getattr(payload, "order_id", None):
         raise MalformedEvent("the envelope's order_id differs from the payload's")
     return dict(event, payload=payload.model_dump(mode="json"))
 

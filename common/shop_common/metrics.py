@@ -64,7 +64,7 @@ PAYMENTS_UNRECONCILED = Gauge(
     "shop_payments_unreconciled", "Differences between Stripe and the payments database at the last "
     "reconciliation, by kind (svc_payment.reconciliation.KINDS).", ["kind"], multiprocess_mode="max")
 PAYMENT_DISPUTES = Counter("shop_payment_disputes_total", "Charges disputed by a cardholder (charge.dispute.created).")
-STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored).", ["change"])
+STOCK_UNITS = Counter("shop_stock_units_total", "Stock units moved by Inventory (deducted, restored, adjusted by hand).", ["change"])
 FAULT_FLAG = Gauge(
     "shop_fault_flag", "Value of each fault-injection flag in this process (0 = off).", ["flag"],
     multiprocess_mode="max")

@@ -72,15 +72,15 @@ def outbox_table(metadata: MetaData):
     return table
 
 
-def add(session, table, event):
-    """Stage ``event`` for publishing in the caller's transaction."""
+def add(session, table, event, key=None):
+    """Stage ``event`` for publishing in the caller's transaction, keyed by its order (or ``key``)."""
     carrier = current_carrier()  # the trace continues from here when the row is published
     session.execute(
         table.insert().values(
             event_id=event["event_id"],
             event_type=event["event_type"],
             topic=events.TOPIC_OF[event["event_type"]],
-            message_key=event.get("order_id"),
+            message_key=key or event.get("order_id"),
             envelope=event,
             headers=carrier,
         )

@@ -24,6 +24,7 @@ from shop_common.errors import TransientError
 log = logging.getLogger(__name__)
 
 DEADLINE = "deadline"
+OPERATOR = "operator"  # who asked, for the audit: the shell's operator, or "admin:<user id>" from the gateway
 
 
 class RequestExpired(TransientError):

@@ -1,16 +1,27 @@
 """What every service has: telemetry, fault flags, and operator calls over RPC."""
+import inspect
+import logging
 from importlib.metadata import version as package_version
 
 import eventlet
 from nameko import config
-from nameko.extensions import DependencyProvider
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 from nameko.rpc import Rpc
 
 from shop_common import dead_letters, faults
 from shop_common.faults import FLAGS, FaultFlags
 from shop_common.kafka import KafkaEventConsumer, kafka_settings
 from shop_common.metrics import ServiceTelemetry
-from shop_common.rpc import CallerDeadline, rpc
+from shop_common.rpc import OPERATOR, CallerDeadline, rpc
+
+log = logging.getLogger(__name__)
+
+
+class Operator(DependencyProvider):
+    """Who made this call, for the audit: the name the shell or the gateway put in the call's context."""
+
+    def get_dependency(self, worker_ctx):
+        return str(worker_ctx.context_data.get(OPERATOR) or "unknown")[:100]
 
 
 class FaultInjection(DependencyProvider):
@@ -58,10 +69,22 @@ class ServiceBase:
     fault_injection = FaultInjection()
     caller_deadline = CallerDeadline()
     consumer_state = KafkaConsumerState()
+    operator = Operator()
 
     @rpc
     def health(self):
         return {"service": self.name, "status": "ok"}
+
+    @rpc
+    def help(self):
+        """Operator call: this service's operator calls, with their arguments and what they do."""
+        calls = {}
+        for name, method in inspect.getmembers(type(self), inspect.isfunction):
+            doc = inspect.getdoc(method) or ""
+            if getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, None) and doc.startswith("Operator call:"):
+                arguments = str(inspect.signature(method)).replace("(self, ", "(").replace("(self)", "()")
+                calls[f"{name}{arguments}"] = " ".join(doc.removeprefix("Operator call:").split())
+        return calls
 
     @rpc
     def version(self):
@@ -70,12 +93,16 @@ class ServiceBase:
     @rpc
     def set_fault(self, flag, value, target=None):
         """Operator call: switch a fault flag on in every process (0 switches it off); see fault_flags()."""
-        return self.fault_injection.set(flag, value, target)
+        result = self.fault_injection.set(flag, value, target)
+        log.warning("audit: %s set fault flag %s=%s (target %s)", self.operator, flag, value, target)
+        return result
 
     @rpc
     def clear_faults(self, flag=None):
         """Operator call: switch one fault flag, or all of them, off."""
-        return self.fault_injection.clear(flag)
+        result = self.fault_injection.clear(flag)
+        log.warning("audit: %s cleared fault flags (%s)", self.operator, flag or "all")
+        return result
 
     @rpc
     def fault_flags(self):
@@ -95,7 +122,9 @@ class ServiceBase:
     @rpc
     def replay_dead_letters(self, ids):
         """Operator call: send these dead letters back to their topics (after fixing the cause)."""
-        return dead_letters.replay(_bootstrap_servers(), list(ids))
+        result = dead_letters.replay(_bootstrap_servers(), list(ids))
+        log.warning("audit: %s replayed dead letters %s", self.operator, ", ".join(map(str, ids)))
+        return result
 
 
 def _bootstrap_servers():

@@ -1,4 +1,4 @@
-"""The stock store: deductions and restorations, each one transaction with its inbox claim and event."""
+"""The stock store: deductions, restorations and adjustments by hand, each one transaction with its event."""
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -7,10 +7,10 @@ from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
 from svc_inventory import events
-from svc_inventory.exceptions import ReservationNotFound
+from svc_inventory.exceptions import ProductNotFound, ReservationNotFound, StockWouldGoNegative
 from svc_inventory.models import ReservationState as State
-from svc_inventory.models import inbox, outbox, products, stock_reservations
-from svc_inventory.schemas import reservation_view
+from svc_inventory.models import inbox, outbox, products, stock_ledger, stock_reservations
+from svc_inventory.schemas import ledger_view, reservation_view
 
 CONSUMER = "inventory_service"
 # Everything Inventory says about an order: sent again when the order's events come again,
@@ -108,6 +108,37 @@ class StockStore:
             raise ReservationNotFound("no stock decision for this order", {"order_id": order_id})
         return reservation_view(row)
 
+
+    def adjust(self, product_id, delta, reason, actor):
+        """Add (or remove) units atomically, never below zero, with a ledger entry and a StockAdjusted event.
+
+        A delta, not a new total: an order deducting at the same moment is
+        never overwritten.
+        """
+        with self.transactions.begin() as session:
+            stock = session.execute(
+                update(products).where(products.c.id == product_id, products.c.stock + delta >= 0)
+                .values(stock=products.c.stock + delta, updated_at=func.now()).returning(products.c.stock)
+            ).scalar_one_or_none()
+            if stock is None:
+                current = session.execute(select(products.c.stock).where(products.c.id == product_id)).scalar()
+                if current is None:
+                    raise ProductNotFound("product not found", {"product_id": product_id})
+                raise StockWouldGoNegative(f"only {current} in stock: cannot remove {-delta}",
+                                           {"product_id": product_id, "stock": current, "delta": delta})
+            entry = session.execute(stock_ledger.insert().values(
+                product_id=product_id, delta=delta, stock_after=stock, reason=reason, actor=actor,
+            ).returning(stock_ledger)).one()
+            outbox_log.add(session, outbox, events.stock_adjusted(product_id, delta, stock, reason, actor),
+                           key=product_id)
+        return ledger_view(entry)
+
+    def history(self, product_id, limit=100):
+        """The product's adjustments by hand, newest first."""
+        with self.transactions.begin() as session:
+            rows = session.execute(select(stock_ledger).where(stock_ledger.c.product_id == product_id)
+                                   .order_by(stock_ledger.c.id.desc()).limit(limit)).all()
+        return [ledger_view(row) for row in rows]
 
     @staticmethod
     def _take(session, product_id, quantity):

@@ -25,3 +25,11 @@ def stock_restored(order_id, lines, reason):
         {"order_id": order_id, "reason": reason, "items": lines},
         order_id=order_id, producer="inventory_service",
     )
+
+
+def stock_adjusted(product_id, delta, stock, reason, by):
+    return events.new_event(
+        events.STOCK_ADJUSTED,
+        {"product_id": product_id, "delta": delta, "stock": stock, "reason": reason, "by": by},
+        producer="inventory_service",
+    )

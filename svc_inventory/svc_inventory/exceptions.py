@@ -7,3 +7,11 @@ class ReservationNotFound(DomainError):
 
 class IllegalReservationTransition(IllegalTransition):
     """A reservation was asked to move to a state its current one forbids."""
+
+
+class ProductNotFound(DomainError):
+    """No product has this id."""
+
+
+class StockWouldGoNegative(DomainError):
+    """An adjustment would take more units than are in stock."""

@@ -1,5 +1,5 @@
 """Inventory's tables in the products database, and its stock state machine."""
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_common.inbox import inbox_table
@@ -17,6 +17,19 @@ stock_reservations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+# Every stock change made by hand: who, why, by how much, and what it left.
+stock_ledger = Table(
+    "stock_ledger",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("product_id", String(36), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("stock_after", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_stock_ledger_product", stock_ledger.c.product_id, stock_ledger.c.id)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 

@@ -1,6 +1,6 @@
 import logging
 
-from shop_common import events
+from shop_common import audit, events
 from shop_common.cache import ProductCacheProvider
 from shop_common.kafka import kafka_event
 from shop_common.metrics import STOCK_UNITS
@@ -33,6 +33,22 @@ class InventoryService(ServiceBase):
     def get_reservation(self, order_id):
         """Operator call: what Inventory decided for an order's stock."""
         return self.stock.get_reservation(order_id)
+
+    @rpc
+    def adjust_stock(self, product_id, delta, reason):
+        """Operator call: add units (or remove, with a negative delta) atomically, never below zero;
+        recorded in the product's stock ledger with who and why."""
+        product_id, delta = schemas.stock_adjustment(product_id, delta)
+        entry = self.stock.adjust(product_id, delta, audit.reason(reason), self.operator)
+        log.warning("audit: %s adjusted stock of %s by %+d to %d: %s", self.operator, product_id, delta,
+                    entry["stock_after"], entry["reason"])
+        self._moved("adjusted", [{"product_id": product_id, "quantity": abs(delta)}])
+        return entry
+
+    @rpc
+    def stock_history(self, product_id, limit=100):
+        """Operator call: the product's stock adjustments by hand, newest first (who, why, how many, after)."""
+        return self.stock.history(product_id, max(1, min(int(limit), 1000)))
 
     @rpc
     def outbox_backlog(self):

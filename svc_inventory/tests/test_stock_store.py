@@ -1,5 +1,6 @@
 """StockStore on a real PostgreSQL database: atomic deductions, restores, either arrival order."""
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import eventlet
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy import select, text
 from shop_common import events, testing
 from svc_inventory import schemas
 from svc_inventory.dependencies import StockStore
-from svc_inventory.exceptions import IllegalReservationTransition
+from svc_inventory.exceptions import IllegalReservationTransition, ProductNotFound, StockWouldGoNegative
 from svc_inventory.models import ReservationState, outbox
 
 
@@ -159,3 +160,40 @@ def test_a_repeated_order_created_sends_the_decision_again(store):
         again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
                                      "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
     assert again == ["StockUpdated"]
+
+
+def test_an_adjustment_is_a_delta_with_a_ledger_entry_and_an_event(store):
+    product_id = new_product(store, 3)
+    entry = store.adjust(product_id, 5, "delivery from the supplier", "alice")
+    assert (entry["delta"], entry["stock_after"], entry["by"]) == (5, 8, "alice")
+    store.adjust(product_id, -2, "two broken in the warehouse", "bob")
+    assert stock_of(store, product_id) == 6
+    assert [(each["delta"], each["stock_after"], each["reason"]) for each in store.history(product_id)] == [
+        (-2, 6, "two broken in the warehouse"), (5, 8, "delivery from the supplier")]
+    with store.transactions.begin() as session:
+        sent = session.execute(select(outbox.c.envelope).where(outbox.c.message_key == product_id)
+                               .order_by(outbox.c.id)).scalars().all()
+    assert [(event["event_type"], event["payload"]["delta"], event["payload"]["by"]) for event in sent] == [
+        ("StockAdjusted", 5, "alice"), ("StockAdjusted", -2, "bob")]
+
+
+def test_an_adjustment_never_takes_stock_below_zero_and_names_what_is_missing(store):
+    product_id = new_product(store, 2)
+    with pytest.raises(StockWouldGoNegative) as refused:
+        store.adjust(product_id, -3, "recount", "alice")
+    assert refused.value.details == {"product_id": product_id, "stock": 2, "delta": -3}
+    assert stock_of(store, product_id) == 2 and store.history(product_id) == []
+    with pytest.raises(ProductNotFound):
+        store.adjust(str(uuid.uuid4()), 1, "recount", "alice")
+
+
+def test_adjustments_racing_with_orders_lose_no_update(store):
+    """Forty orders of one unit and forty deliveries of one unit at once: the stock ends where it started."""
+    product_id = new_product(store, 40)
+    with ThreadPoolExecutor(16) as pool:  # threads: each call really overlaps the others in PostgreSQL
+        done = [pool.submit(deduct, store, order_created([(product_id, 1)])) for _ in range(40)]
+        done += [pool.submit(store.adjust, product_id, 1, "delivery", "alice") for _ in range(40)]
+    for each in done:
+        each.result()
+    assert stock_of(store, product_id) == 40
+    assert len(store.history(product_id)) == 40

@@ -136,9 +136,10 @@ class OrderStore:
                 cancelled.append((view, version))
         return cancelled
 
-    def cancel(self, order_id, reason, operator_note):
+    def cancel(self, order_id, reason, operator_note, operator="unknown"):
         """Cancel one PENDING order on an operator's word (IllegalOrderTransition for any other);
-        its compensations follow through OrderCompleted, as for every other outcome."""
+        its compensations follow through OrderCompleted, as for every other outcome. The history
+        says who and why."""
         with self.transactions.begin() as session:
             row = session.execute(select(orders).where(orders.c.id == order_id).with_for_update()).first()
             if row is None:
@@ -146,7 +147,7 @@ class OrderStore:
             order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             order.cancel(reason)
             view, version, _ = self._record(session, row, order, None, "OrderCancelledByOperator",
-                                            {"reason": operator_note})
+                                            {"reason": operator_note, "by": operator})
             return view, version
 
     def find(self, user_ids=None, status=None, older_than_seconds=None, limit=50):
@@ -240,7 +241,7 @@ class OrderStore:
         return [{"id": row.id, "created_at": row.created_at.isoformat(), "stock_status": row.stock_status,
                  "payment_status": row.payment_status} for row in rows]
 
-    def redrive_stuck(self, older_than_seconds, limit=100, order_id=None):
+    def redrive_stuck(self, older_than_seconds, limit=100, order_id=None, operator=None):
         """Publish again the last event of orders that have not moved for this long.
 
         A PENDING order gets its OrderCreated again, a final order still
@@ -276,7 +277,8 @@ class OrderStore:
                 session.execute(order_history.insert().values(
                     order_id=row.id, event_type=f"{event_type}Redriven", status_after=row.status,
                     detail={"reason": f"no progress for over {older_than_seconds}s",
-                            "attempt": row.redrive_count + 1},
+                            "attempt": row.redrive_count + 1} if operator is None else
+                           {"reason": "an operator asked", "by": operator, "attempt": row.redrive_count + 1},
                 ))
                 redriven.append(row.id)
         return redriven

@@ -5,7 +5,7 @@ import os
 import eventlet
 from nameko.timer import timer
 
-from shop_common import events, operator
+from shop_common import audit, events
 from shop_common.cache import OrderCacheProvider
 from shop_common.kafka import kafka_event
 from shop_common.metrics import (
@@ -16,6 +16,7 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
 from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
+from svc_order.exceptions import UserNotFound
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,9 @@ class OrderService(ServiceBase):
     def cancel_order(self, order_id, reason):
         """Operator call: cancel a PENDING order (refused for a final one); stock is restored and any
         charge refunded through the usual compensations, and the customer is told."""
-        note = operator.reason(reason)
-        order, version = self.orders.cancel(order_id, models.CancelReason.OPERATOR, note)
-        log.warning("order %s cancelled by an operator: %s", order_id, note, extra={"order_id": order_id})
+        note = audit.reason(reason)
+        order, version = self.orders.cancel(order_id, models.CancelReason.OPERATOR, note, self.operator)
+        log.warning("audit: %s cancelled order %s: %s", self.operator, order_id, note, extra={"order_id": order_id})
         ORDERS_COMPLETED.labels(models.OrderStatus.CANCELLED).inc()
         self._cache(order, version)
         return order
@@ -102,7 +103,10 @@ class OrderService(ServiceBase):
     def find_orders(self, email=None, status=None, older_than_seconds=None, limit=50):
         """Operator call: orders newest first, of the user with this email, in this status, at least this old."""
         query = schemas.order_search(status, older_than_seconds, limit)
-        user_ids = None if email is None else [self.customers.user_id_by_email(email)]
+        try:
+            user_ids = None if email is None else [self.customers.user_id_by_email(email)]
+        except UserNotFound:
+            return []  # nobody with this email: no orders
         return self.orders.find(user_ids, **query)
 
     @rpc
@@ -130,7 +134,10 @@ class OrderService(ServiceBase):
     @rpc
     def redrive_order(self, order_id):
         """Operator call: publish this unsettled order's last event again now."""
-        return self.orders.redrive_stuck(0, order_id=order_id)
+        redriven = self.orders.redrive_stuck(0, order_id=order_id, operator=self.operator)
+        log.warning("audit: %s redrove order %s: %s", self.operator, order_id, "done" if redriven else "nothing to do",
+                    extra={"order_id": order_id})
+        return redriven
 
     @timer(interval=15, eager=True)
     def record_pending_orders(self):

@@ -66,3 +66,11 @@ def test_every_delivery_refreshes_the_cache_a_replay_too():
     service.orders.apply.return_value = ({"id": "o3", "status": "PAID"}, 4, None)
     service.on_payment_success({"event_id": "e1", "event_type": "PaymentSuccess", "order_id": "o3"})
     service.cache.put.assert_called_once_with({"id": "o3", "status": "PAID"}, 4)
+
+
+def test_help_lists_the_operator_calls_with_their_arguments():
+    calls = worker_factory(OrderService).help()
+    assert "cancel_order(order_id, reason)" in calls and "our team" not in calls["cancel_order(order_id, reason)"]
+    assert calls["find_orders(email=None, status=None, older_than_seconds=None, limit=50)"].startswith("orders newest")
+    assert "fault_flags()" in calls  # the shared ones too
+    assert not any(call.startswith(("place_order", "get_order(")) for call in calls)  # shoppers' calls are not listed

@@ -217,14 +217,14 @@ def test_nothing_is_committed_once_the_callers_deadline_has_passed(store):
 def test_an_operator_cancels_a_pending_order_and_its_compensations_follow(store):
     order, _, _ = place(store)
     store.apply(event(events.STOCK_UPDATED, order["id"]))
-    view, _ = store.cancel(order["id"], "operator", "priced 0.00 by mistake")
+    view, _ = store.cancel(order["id"], "operator", "priced 0.00 by mistake", "alice")
     assert view["status"] == "CANCELLED" and "our team" in view["message"]
     assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
     with store.transactions.begin() as session:
         completed = session.execute(select(outbox.c.envelope).where(
             outbox.c.message_key == order["id"], outbox.c.event_type == "OrderCompleted")).scalar_one()
     assert completed["payload"] == {**completed["payload"], "status": "CANCELLED", "reason": "operator"}
-    assert store.history(order["id"])[-1]["detail"] == {"reason": "priced 0.00 by mistake"}
+    assert store.history(order["id"])[-1]["detail"] == {"reason": "priced 0.00 by mistake", "by": "alice"}
     with pytest.raises(IllegalOrderTransition):  # a final order stays as it is
         store.cancel(order["id"], "operator", "again")
     with pytest.raises(OrderNotFound):

@@ -270,12 +270,13 @@ class PaymentStore:
                 and datetime.fromisoformat(expires_at) <= datetime.now(timezone.utc))
 
     # -- refunds -------------------------------------------------------------
-    def request_refund(self, order_id, reason):
+    def request_refund(self, order_id, reason, operator):
         """Operator: refund a succeeded charge, or try a parked refund again. Returns the FollowUp."""
         with self.transactions.begin() as session:
             row = self._lock_or_raise(session, order_id)
             values = {"refund_requested": True, "refund_attempts": 0, "refund_failure": None,
-                      "refund_reason": reason, "next_check_at": self._after(self.timing.refund_retry_seconds)}
+                      "refund_reason": reason, "refund_requested_by": operator,
+                      "next_check_at": self._after(self.timing.refund_retry_seconds)}
             if row.status == Status.REFUND_PENDING:
                 payment = self._set(session, order_id, **values)
             elif row.status in (Status.SUCCEEDED, Status.REFUND_FAILED):

@@ -29,10 +29,14 @@ def payment_failed(payment):
 
 
 def payment_refunded(payment):
+    """The money went back; an operator's refund says who asked and why (the order's history shows it)."""
+    by_hand = {"reason": payment["refund_reason"], "requested_by": payment["refund_requested_by"]} \
+        if payment["refund_requested_by"] else {}
     return events.new_event(
         events.PAYMENT_REFUNDED,
         {"order_id": payment["order_id"], "refund_id": payment["refund_id"],
-         "amount": format_amount(payment["amount_cents"], payment["currency"]), "currency": payment["currency"]},
+         "amount": format_amount(payment["amount_cents"], payment["currency"]), "currency": payment["currency"],
+         **by_hand},
         order_id=payment["order_id"], producer="payment_service",
     )
 

@@ -32,6 +32,7 @@ payments = Table(
     Column("refund_attempts", Integer, nullable=False, server_default="0"),
     Column("refund_failure", Text),
     Column("refund_reason", Text),
+    Column("refund_requested_by", String(100)),  # an operator's refund: who (the audit)
     # The order's final status as OrderCompleted said (reconciliation compares it with Stripe).
     Column("order_status", String(16)),
     # When the payment timer looks at this row again (a refund to retry, an intent to re-fetch).

@@ -76,6 +76,7 @@ def payment_view(row):
         "refund_attempts": row.refund_attempts,
         "refund_failure": row.refund_failure,
         "refund_reason": row.refund_reason,
+        "refund_requested_by": row.refund_requested_by,
         "order_status": row.order_status,
         "next_check_at": _time(row.next_check_at),
         "created_at": row.created_at.isoformat(),

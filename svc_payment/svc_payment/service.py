@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from nameko.timer import timer
 
-from shop_common import events, operator
+from shop_common import audit, events
 from shop_common.kafka import kafka_event
 from shop_common.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
 from shop_common.outbox import OutboxRelay
@@ -127,16 +127,16 @@ class PaymentService(ServiceBase):
     @rpc
     def refund_orphan(self, intent_id, reason):
         """Operator call: refund a charge that no payment of ours claims (reconcile's orphan_charge)."""
-        note = operator.reason(reason)
+        note = audit.reason(reason)
         intent = self.provider.intent(schemas.intent_id(intent_id))
         if intent["status"] != "succeeded":
             raise IllegalPaymentTransition(f"the intent is {intent['status']}: there is no charge to refund",
                                            {"intent_id": intent_id})
-        if not self.payments.begin_orphan_refund(intent, note):
+        if not self.payments.begin_orphan_refund(intent, f"{note} (by {self.operator})"):
             return {"intent_id": intent_id, "refunded": False, "reason": "refunded already"}
         refund = self.provider.refund_intent(intent_id)
         self.payments.finish_orphan_refund(intent_id, refund["refund_id"])
-        log.warning("orphan charge %s refunded by an operator: %s", intent_id, note)
+        log.warning("audit: %s refunded orphan charge %s: %s", self.operator, intent_id, note)
         return {"intent_id": intent_id, "refunded": True, "refund": refund}
 
     @rpc
@@ -147,10 +147,11 @@ class PaymentService(ServiceBase):
     @rpc
     def refund(self, order_id, reason):
         """Operator call: refund the order's charge now (or retry a parked refund); returns the payment."""
-        note = operator.reason(reason)
+        note = audit.reason(reason)
         with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
-            self._follow(self.payments.request_refund(order_id, note))
-        log.warning("refund requested by an operator: %s", note, extra={"order_id": order_id})
+            self._follow(self.payments.request_refund(order_id, note, self.operator))
+        log.warning("audit: %s asked to refund order %s: %s", self.operator, order_id, note,
+                    extra={"order_id": order_id})
         return self.payments.get_payment(order_id)
 
     @rpc

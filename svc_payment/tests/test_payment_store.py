@@ -232,8 +232,14 @@ def test_a_refund_that_always_fails_is_parked_and_an_operator_can_retry_it(store
     payment = store.get_payment(order_id)
     assert payment["status"] == PaymentStatus.REFUND_FAILED and payment["next_check_at"] is None
     assert order_id not in [due for due, _ in store.claim_due()]
-    follow_up = store.request_refund(order_id, "card replaced, customer asked again")
+    follow_up = store.request_refund(order_id, "card replaced, customer asked again", "alice")
     assert follow_up.payment["status"] == PaymentStatus.REFUND_PENDING and follow_up.payment["refund_attempts"] == 0
+    store.record_refund(order_id, {"refund_id": "re_ok", "status": "succeeded"})
+    with store.transactions.begin() as session:
+        refunded = session.execute(select(outbox.c.envelope).where(
+            outbox.c.message_key == order_id, outbox.c.event_type == "PaymentRefunded")).scalar_one()
+    assert (refunded["payload"]["reason"], refunded["payload"]["requested_by"]) == (
+        "card replaced, customer asked again", "alice")  # the order's history shows who and why
 
 
 def test_due_payments_are_claimed_once_in_a_stable_order(store):
@@ -250,4 +256,4 @@ def test_only_a_succeeded_charge_can_be_refunded_by_an_operator(store):
     event = order_created()
     charge(store, event, DECLINED)
     with pytest.raises(IllegalPaymentTransition):
-        store.request_refund(event["order_id"], "please")
+        store.request_refund(event["order_id"], "please", "alice")

@@ -1,7 +1,7 @@
 """The catalog store: every product read and write goes through here."""
 import uuid
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -16,11 +16,11 @@ class CatalogStore:
         self.transactions = transactions
 
     def list_products(self, page, page_size, query):
-        condition = True
+        condition = products.c.active  # hidden products are not in the catalogue
         if query:
             pattern = f"%{query}%"
-            condition = or_(products.c.name.ilike(pattern), products.c.description.ilike(pattern),
-                            products.c.sku.ilike(pattern))
+            condition = and_(condition, or_(products.c.name.ilike(pattern), products.c.description.ilike(pattern),
+                                            products.c.sku.ilike(pattern)))
         with self.transactions.begin() as session:
             total = session.execute(select(func.count()).select_from(products).where(condition)).scalar_one()
             rows = session.execute(
@@ -59,7 +59,8 @@ class CatalogStore:
         """Products of the lines with price and stock; raises if any is unknown or short."""
         wanted = dict(lines)
         with self.transactions.begin() as session:
-            rows = session.execute(select(products).where(products.c.id.in_(list(wanted)))).all()
+            rows = session.execute(select(products).where(products.c.id.in_(list(wanted)),
+                                                          products.c.active)).all()  # hidden: not orderable
         found = {row.id: row for row in rows}
         for product_id, quantity in lines:
             row = found.get(product_id)

@@ -1,5 +1,5 @@
 """The products database (shared with the Inventory service, which owns its own tables there)."""
-from sqlalchemy import CheckConstraint, Column, DateTime, Integer, MetaData, String, Table, Text, func
+from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Integer, MetaData, String, Table, Text, func, true
 
 metadata = MetaData()
 
@@ -14,6 +14,8 @@ products = Table(
     Column("currency", String(3), nullable=False, server_default="USD"),
     # The database itself refuses negative stock, whatever the code does.
     Column("stock", Integer, nullable=False),
+    # Hidden from the catalogue (and not orderable) when false; never deleted: orders point at it.
+    Column("active", Boolean, nullable=False, server_default=true()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("stock >= 0", name="ck_products_stock_not_negative"),

@@ -18,6 +18,7 @@ def product_view(row):
         "price": format_amount(row.price_cents, row.currency),
         "currency": row.currency,
         "stock": row.stock,
+        "active": row.active,
     }
 
 
@@ -95,7 +96,7 @@ def product_changes(data, currency):
     """The changes asked for a product priced in ``currency`` (which never changes)."""
     _object(data)
     errors = {}
-    unknown = set(data) - {"name", "description", "price", "stock"}
+    unknown = set(data) - {"name", "description", "price", "stock", "active"}
     for field in unknown:
         errors[field] = "cannot be changed"
     changes = {
@@ -103,12 +104,15 @@ def product_changes(data, currency):
         "description": _text(data, "description", errors, 5000, False),
         "price_cents": _price(data, currency, errors, False),
         "stock": _stock(data, errors, False),
+        "active": data.get("active"),
     }
+    if changes["active"] is not None and not isinstance(changes["active"], bool):
+        errors["active"] = "true to show the product in the catalogue, false to hide it"
     if errors:
         raise ValidationError("invalid product change", errors)
     changes = {key: value for key, value in changes.items() if value is not None}
     if not changes:
-        raise ValidationError("nothing to change", {"body": "give at least one of name, description, price, stock"})
+        raise ValidationError("nothing to change", {"body": "give at least one of name, description, price, stock, active"})
     return changes
 
 

@@ -1,8 +1,12 @@
+import logging
+
 from shop_common.cache import ProductCacheProvider
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_product import schemas
 from svc_product.dependencies import Catalog
+
+log = logging.getLogger(__name__)
 
 
 class ProductService(ServiceBase):
@@ -29,7 +33,9 @@ class ProductService(ServiceBase):
     @rpc
     def update_product(self, product_id, changes):
         currency = self.catalog.get_product(product_id)["currency"]
-        product = self.catalog.update_product(product_id, schemas.product_changes(changes, currency))
+        validated = schemas.product_changes(changes, currency)
+        product = self.catalog.update_product(product_id, validated)
+        log.warning("audit: %s changed product %s: %s", self.operator, product_id, validated)
         self.cache.invalidate([product_id])
         return product
 

@@ -101,3 +101,10 @@ def test_invalid_change_reaches_neither_database_nor_cache():
         service.update_product("p1", {"price": "free"})
     service.catalog.update_product.assert_not_called()
     service.cache.invalidate.assert_not_called()
+
+
+def test_a_product_is_hidden_or_shown_with_active():
+    assert schemas.product_changes({"active": False}, "USD") == {"active": False}
+    with pytest.raises(ValidationError) as error:
+        schemas.product_changes({"active": "false"}, "USD")
+    assert set(error.value.details) == {"active"}

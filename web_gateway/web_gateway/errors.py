@@ -26,6 +26,7 @@ DOMAIN_ERRORS = {
     "EmailTaken": (409, "email_taken"),
     "SkuTaken": (409, "sku_taken"),
     "InsufficientStock": (409, "insufficient_stock"),
+    "StockWouldGoNegative": (409, "insufficient_stock"),
     "AmountOutOfRange": (400, "amount_out_of_range"),
     "RequestExpired": (503, "unavailable"),
     "IllegalOrderTransition": (409, "illegal_transition"),

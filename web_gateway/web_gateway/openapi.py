@@ -72,7 +72,8 @@ SPEC = {
                 "price": MONEY, "currency": CURRENCY, "stock": {"type": "integer", "minimum": 0}}},
             "ProductChanges": {"type": "object", "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"}, "price": MONEY,
-                "stock": {"type": "integer", "minimum": 0}}},
+                "stock": {"type": "integer", "minimum": 0},
+                "active": {"type": "boolean", "description": "false hides it from the catalogue and orders"}}},
             "ProductPage": {"type": "object", "properties": {
                 "items": {"type": "array", "items": _ref("Product")}, "page": {"type": "integer"},
                 "page_size": {"type": "integer", "maximum": 100}, "total": {"type": "integer"}}},
@@ -101,6 +102,26 @@ SPEC = {
                     "next_action": {"type": "object", "properties": {
                         "type": {"type": "string"}, "redirect_url": {"type": ["string", "null"]}}},
                     "expires_at": {"type": "string", "format": "date-time"}}},
+            "AdminOrder": {"type": "object", "properties": {
+                "order": _ref("Order"),
+                "history": {"type": "array", "items": {"type": "object", "properties": {
+                    "event_id": {"type": ["string", "null"]}, "event_type": {"type": "string"},
+                    "status_after": {"type": "string"}, "detail": {"type": "object"},
+                    "recorded_at": {"type": "string", "format": "date-time"}}}},
+                "payment": {"type": ["object", "null"], "description": "as the Payment service recorded it"},
+                "reservation": {"type": ["object", "null"], "description": "what Inventory did with the stock"},
+                "unavailable": {"type": "array", "items": {"type": "string"},
+                                "description": "services that did not answer in time (their part is null)"}}},
+            "CancelRequest": {"type": "object", "required": ["reason"], "properties": {
+                "reason": {"type": "string", "minLength": 1, "maxLength": 500}}},
+            "StockAdjustment": {"type": "object", "required": ["delta", "reason"], "properties": {
+                "delta": {"type": "integer", "not": {"const": 0}, "minimum": -1000000, "maximum": 1000000},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 500}}},
+            "StockEntry": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "product_id": {"type": "string"}, "delta": {"type": "integer"},
+                "stock_after": {"type": "integer", "minimum": 0}, "reason": {"type": "string"},
+                "by": {"type": "string"}, "recorded_at": {"type": "string", "format": "date-time"}}},
+            "StockLedger": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("StockEntry")}}},
             "StripeEvent": {"type": "object", "required": ["id", "type", "data"], "properties": {
                 "id": {"type": "string"}, "type": {"type": "string"}, "data": {"type": "object"}}},
             "WebhookReceipt": {"type": "object", "properties": {
@@ -148,6 +169,31 @@ SPEC = {
                          409: ("insufficient_stock", "Error")},
                         body="NewOrder", auth=True, params=[_param("Idempotency-Key", "header")]),
             "get": _op("The caller's orders, newest first", {200: ("orders", "Orders"), 401: ERROR}, auth=True),
+        },
+        "/admin/orders": {"get": _op(
+            "Orders newest first, for the shop's staff (admin)", {200: ("orders", "Orders"), 400: ERROR, 401: ERROR,
+                                                                  403: ("forbidden", "Error")},
+            auth=True, params=[_param("status", "query", {"enum": ["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]}),
+                               _param("older_than", "query", {"type": "integer", "minimum": 0}),
+                               _param("email", "query"),
+                               _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})])},
+        "/admin/orders/{order_id}": {"get": _op(
+            "An order with its full history, payment and reservation (admin)",
+            {200: ("order", "AdminOrder"), 401: ERROR, 403: ("forbidden", "Error"), 404: ("order_not_found", "Error")},
+            auth=True, params=[_param("order_id")])},
+        "/admin/orders/{order_id}/cancel": {"post": _op(
+            "Cancel a PENDING order: stock comes back, any charge is refunded, the customer is told (admin)",
+            {200: ("cancelled", "Order"), 400: ERROR, 401: ERROR, 403: ("forbidden", "Error"),
+             404: ("order_not_found", "Error"), 409: ("illegal_transition: the order is final", "Error")},
+            body="CancelRequest", auth=True, params=[_param("order_id")])},
+        "/admin/products/{product_id}/stock": {
+            "post": _op("Add or remove stock as a delta, never below zero, with a reason (admin)",
+                        {200: ("the ledger entry", "StockEntry"), 400: ERROR, 401: ERROR, 403: ("forbidden", "Error"),
+                         404: ("product_not_found", "Error"), 409: ("insufficient_stock", "Error")},
+                        body="StockAdjustment", auth=True, params=[_param("product_id")]),
+            "get": _op("The product's stock adjustments, newest first (admin)",
+                       {200: ("ledger", "StockLedger"), 401: ERROR, 403: ("forbidden", "Error")},
+                       auth=True, params=[_param("product_id")]),
         },
         "/webhooks/stripe": {"post": _op(
             "Stripe's events (signed: Stripe-Signature header; no JWT); each event id is applied once",

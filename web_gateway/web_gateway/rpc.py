@@ -11,7 +11,7 @@ import threading
 from kombu.exceptions import OperationalError
 from nameko.standalone.rpc import ClusterRpcClient
 
-from shop_common.rpc import DEADLINE, deadline_after
+from shop_common.rpc import DEADLINE, OPERATOR, deadline_after
 
 
 class RpcClients:
@@ -30,8 +30,16 @@ class RpcClients:
         return client
 
     def call(self, service, method, *args, **kwargs):
+        return self.call_as(None, service, method, *args, **kwargs)
+
+    def call_as(self, operator, service, method, *args, **kwargs):
+        """A call on behalf of ``operator`` (e.g. "admin:<user id>"), whom the service's audit records."""
         client = self._client()
         client.context_data[DEADLINE] = deadline_after(self.timeout)
+        if operator:
+            client.context_data[OPERATOR] = operator
+        else:
+            client.context_data.pop(OPERATOR, None)
         try:
             return getattr(client[service], method)(*args, **kwargs)
         except (OperationalError, ConnectionError, OSError):

@@ -1,4 +1,4 @@
-"""What every operator call asks for."""
+"""What every operator action shares: why it was done (who comes from the call's context, shop_common.rpc.OPERATOR)."""
 from shop_common.errors import ValidationError
 
 
