@@ -52,8 +52,8 @@ def shop(otlp):
            "SHOP_PAYMENT_CHECK_INTERVAL_SECONDS": "1", "PAYMENT_RECHECK_SECONDS": "60",
            # Reconciliation often but over a short window: listing every intent of the session every few
            # seconds keeps localstripe (one Python process) busy enough to slow the whole suite down.
-           "SHOP_RECONCILE_INTERVAL_SECONDS": "10", "SHOP_RECONCILE_WINDOW_SECONDS": "120",
-           "SHOP_RECONCILE_GRACE_SECONDS": "3"}
+           "SHOP_RECONCILE_INTERVAL_SECONDS": "4", "SHOP_RECONCILE_WINDOW_SECONDS": "120",
+           "SHOP_RECONCILE_GRACE_SECONDS": "3", "SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS": "2"}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
     stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
     try:

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # How often the timer looks for refunds to retry and open payments to re-fetch (due ones only).
 CHECK_INTERVAL_SECONDS = float(os.environ.get("SHOP_PAYMENT_CHECK_INTERVAL_SECONDS", "5"))
+GAUGES_INTERVAL_SECONDS = float(os.environ.get("SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS", "15"))
 # Reconciliation: how often, over how far back, and how old a payment must be to be judged (in flight before).
 RECONCILE_INTERVAL_SECONDS = float(os.environ.get("SHOP_RECONCILE_INTERVAL_SECONDS", "3600"))
 RECONCILE_WINDOW_SECONDS = int(os.environ.get("SHOP_RECONCILE_WINDOW_SECONDS", str(2 * 86400)))
@@ -93,7 +94,7 @@ class PaymentService(ServiceBase):
             except Exception as exc:
                 log.warning("payment not settled, looking again later: %r", exc, extra={"order_id": order_id})
 
-    @timer(interval=15, eager=True)
+    @timer(interval=GAUGES_INTERVAL_SECONDS, eager=True)
     def record_payment_gauges(self):
         """Feeds the RefundsStuck and payments dashboards."""
         counts = self.payments.counts()
