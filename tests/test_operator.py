@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_an_operator_cancels_a_stuck_order_and_everything_is_given_back(shop, shopper, admin, rpc, wait_for_rpc,
-                                                                         operator):
+                                                                         operator, stripe_client):
     product = admin.create_product(admin, stock=5)
     with shop.held("svc_payment"):  # stock is deducted, the charge cannot happen: the order is stuck
         order = shopper.place_order(product["id"], quantity=2).json()
@@ -25,10 +25,13 @@ def test_an_operator_cancels_a_stuck_order_and_everything_is_given_back(shop, sh
     assert view["status"] == "CANCELLED" and "our team" in view["message"]
     restored = wait_for_rpc(lambda: shopper.stock(product["id"]), lambda stock: stock == 5, timeout=40)
     assert restored == 5
-    # Payment reads OrderCreated, then OrderCompleted: whatever it did first is undone.
+    # Payment, released, reads OrderCreated (and charges), then OrderCompleted: the charge that landed
+    # after the cancellation is refunded, once.
     payment = wait_for_rpc(lambda: rpc.payment_service.get_payment(order["id"]),
-                           lambda found: found["status"] in ("VOIDED", "REFUNDED"), timeout=40)
-    assert payment is not None and payment["status"] in ("VOIDED", "REFUNDED"), payment
+                           lambda found: found["status"] == "REFUNDED", timeout=40)
+    assert payment is not None and payment["status"] == "REFUNDED", payment
+    refunds = stripe_client.v1.refunds.list(params={"payment_intent": payment["intent_id"]}).data
+    assert [(refund.status, refund.amount) for refund in refunds] == [("succeeded", 2000)]
     history = rpc.order_service.get_order_with_history(order["id"])["history"]
     assert any(entry["event_type"] == "OrderCancelledByOperator"
                and entry["detail"] == {"reason": "payment provider incident #42", "by": operator}
