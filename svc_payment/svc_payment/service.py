@@ -102,9 +102,10 @@ class PaymentService(ServiceBase):
                        PaymentStatus.REFUND_FAILED):
             PAYMENTS_BY_STATUS.labels(status).set(counts.get(status, 0))
 
-    @timer(interval=RECONCILE_INTERVAL_SECONDS)
+    @timer(interval=RECONCILE_INTERVAL_SECONDS, eager=True)
     def reconcile_recent_payments(self):
-        """Feeds shop_payments_unreconciled and the PaymentsUnreconciled alert."""
+        """Feeds shop_payments_unreconciled and the PaymentsUnreconciled alert (at start too, so the
+        gauge exists before the first interval ends)."""
         findings = self.reconcile(time.time() - RECONCILE_WINDOW_SECONDS, RECONCILE_GRACE_SECONDS)
         for kind, count in reconciliation.summary(findings).items():
             PAYMENTS_UNRECONCILED.labels(kind).set(count)
