@@ -258,11 +258,11 @@ class PaymentStore:
                 return FollowUp("refund", payment)
             return None  # declined (the Order service knows), or refunded already
 
-    def open_payment(self, order_id):
-        """The payment while it waits for an outcome (read under ``exclusive``), else None."""
+    def payment_in(self, order_id, statuses):
+        """The payment if its status is one of ``statuses`` (read under ``exclusive``), else None."""
         with self.transactions.begin() as session:
             row = session.execute(select(payments).where(payments.c.order_id == order_id)).first()
-        return payment_view(row) if row is not None and row.status in Status.OPEN else None
+        return payment_view(row) if row is not None and row.status in statuses else None
 
     def action_expired(self, payment):
         expires_at = payment["action_expires_at"]
@@ -273,7 +273,7 @@ class PaymentStore:
     def request_refund(self, order_id, reason, operator):
         """Operator: refund a succeeded charge, or try a parked refund again. Returns the FollowUp."""
         with self.transactions.begin() as session:
-            row = self._lock_or_raise(session, order_id)
+            row = self._lock(session, order_id)
             values = {"refund_requested": True, "refund_attempts": 0, "refund_failure": None,
                       "refund_reason": reason, "refund_requested_by": operator,
                       "next_check_at": self._after(self.timing.refund_retry_seconds)}
@@ -285,12 +285,6 @@ class PaymentStore:
                 raise IllegalPaymentTransition(f"a {row.status} payment has no charge to refund",
                                                {"order_id": order_id, "status": row.status})
         return FollowUp("refund", payment)
-
-    def refund_due(self, order_id):
-        """The payment if it still waits for its refund (read under ``exclusive``), else None."""
-        with self.transactions.begin() as session:
-            row = session.execute(select(payments).where(payments.c.order_id == order_id)).first()
-        return payment_view(row) if row is not None and row.status == Status.REFUND_PENDING else None
 
     def record_refund(self, order_id, refund):
         """Record Stripe's word on the order's refund: done, still pending, or failed (retried, then parked)."""
@@ -401,8 +395,7 @@ class PaymentStore:
         """Payments by status, for the gauges."""
         with self.transactions.begin() as session:
             rows = session.execute(select(payments.c.status, func.count()).group_by(payments.c.status)).all()
-            disputed = session.execute(select(func.count()).select_from(disputes)).scalar()
-        return {**{status: count for status, count in rows}, "disputes": disputed}
+        return {status: count for status, count in rows}
 
     def get_payment(self, order_id):
         with self.transactions.begin() as session:
@@ -418,10 +411,6 @@ class PaymentStore:
 
     @staticmethod
     def _lock(session, order_id):
-        return session.execute(select(payments).where(payments.c.order_id == order_id).with_for_update()).one()
-
-    @staticmethod
-    def _lock_or_raise(session, order_id):
         row = session.execute(select(payments).where(payments.c.order_id == order_id).with_for_update()).first()
         if row is None:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})

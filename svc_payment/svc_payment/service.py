@@ -177,7 +177,7 @@ class PaymentService(ServiceBase):
         return order_id or (self.payments.order_of_intent(intent_id) if intent_id else None)
 
     def _refetch(self, order_id, cancel_if_expired=False):
-        payment = self.payments.open_payment(order_id)
+        payment = self.payments.payment_in(order_id, PaymentStatus.OPEN)
         if payment is None or payment["intent_id"] is None:
             return  # settled already, or still being charged by its OrderCreated handler
         if cancel_if_expired and self.payments.action_expired(payment):
@@ -188,7 +188,7 @@ class PaymentService(ServiceBase):
         self._follow(self.payments.apply_intent(order_id, intent))
 
     def _refund(self, order_id):
-        payment = self.payments.refund_due(order_id)
+        payment = self.payments.payment_in(order_id, (PaymentStatus.REFUND_PENDING,))
         if payment is not None:
             self.payments.record_refund(order_id, self.provider.refund(payment))
 

@@ -35,7 +35,7 @@ def test_refund_when_the_order_ended_meanwhile():
     service.provider.charge.return_value = SUCCEEDED
     pending = {"order_id": "o1", "intent_id": "pi_1", "status": "REFUND_PENDING"}
     service.payments.apply_intent.return_value = FollowUp("refund", pending)
-    service.payments.refund_due.return_value = pending
+    service.payments.payment_in.return_value = pending
     service.provider.refund.return_value = {"refund_id": "re_1", "status": "succeeded"}
     service.on_order_created(EVENT)
     service.provider.refund.assert_called_once_with(pending)
@@ -55,7 +55,7 @@ def test_an_expired_authentication_is_cancelled_by_the_timer():
     service = worker_factory(PaymentService)
     waiting = {"order_id": "o1", "intent_id": "pi_1", "status": "REQUIRES_ACTION"}
     service.payments.claim_due.return_value = [("o1", "REQUIRES_ACTION")]
-    service.payments.open_payment.return_value = waiting
+    service.payments.payment_in.return_value = waiting
     service.payments.action_expired.return_value = True
     service.provider.cancel.return_value = {"intent_id": "pi_1", "status": "canceled"}
     service.payments.apply_intent.return_value = None
@@ -67,7 +67,7 @@ def test_an_expired_authentication_is_cancelled_by_the_timer():
 def test_one_failing_payment_does_not_stop_the_timer():
     service = worker_factory(PaymentService)
     service.payments.claim_due.return_value = [("o1", "REFUND_PENDING"), ("o2", "REFUND_PENDING")]
-    service.payments.refund_due.side_effect = lambda order_id: {"order_id": order_id}
+    service.payments.payment_in.side_effect = lambda order_id, statuses: {"order_id": order_id}
     service.provider.refund.side_effect = [RuntimeError("Stripe down"), {"refund_id": "re_2", "status": "succeeded"}]
     service.look_after_payments()
     service.payments.record_refund.assert_called_once_with("o2", {"refund_id": "re_2", "status": "succeeded"})
