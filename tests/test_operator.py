@@ -103,6 +103,9 @@ def test_the_admin_finds_inspects_and_cancels_a_customers_order_over_rest(shop, 
         order = shopper.place_order(product["id"]).json()
         wait_for_rpc(lambda: rpc.inventory_service.get_reservation(order["id"]),
                      lambda reservation: reservation["state"] == "DEDUCTED")
+        # Inventory has deducted; the Order service records its StockUpdated a moment later.
+        wait_for_rpc(lambda: rpc.order_service.get_order_with_history(order["id"])["history"],
+                     lambda history: "StockUpdated" in [entry["event_type"] for entry in history])
         found = admin.get(f"/admin/orders?email={me['email']}&status=PENDING").json()["items"]
         assert [each["id"] for each in found] == [order["id"]]
         assert admin.get("/admin/orders?email=nobody@example.com").json() == {"items": []}
