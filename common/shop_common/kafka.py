@@ -170,6 +170,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._rewind = {}  # TopicPartition -> where to read again a partition whose worker was abandoned
         self._stalled_since = {}  # TopicPartition -> (position, since when it has not moved)
         self._stall_seconds = STALL_SECONDS
+        self._lag_refresh_seconds = LAG_REFRESH_SECONDS
         self._lag_recorded_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -180,6 +181,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         # extensions and kafka-python's connect there races the hub.
         self._consumer = make_consumer(self._servers, settings.get("group_id") or self.container.service_name)
         self._stall_seconds = float(settings.get("stall_seconds", STALL_SECONDS))
+        self._lag_refresh_seconds = float(settings.get("lag_refresh_seconds", LAG_REFRESH_SECONDS))
         self._dead_letters = make_producer(self._servers)
 
     def start(self):
@@ -258,7 +260,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self.container.spawn_managed_thread(partial(self._work, claim, records),
                                                 identifier=f"kafka_partition[{tp.topic}:{tp.partition}]")
         self._settle(self._drain_finished())
-        if time.monotonic() - self._lag_recorded_at >= LAG_REFRESH_SECONDS:
+        if time.monotonic() - self._lag_recorded_at >= self._lag_refresh_seconds:
             self._lag_recorded_at = time.monotonic()
             self._record_lag()
 

@@ -338,6 +338,13 @@ def test_a_partition_kept_across_a_rebalance_is_read_on(broker):
                 release.wait()  # in hand while the group rebalances
             handled.append(event["payload"]["n"])
 
+        # Also subscribed to the newcomer's topic, as every instance of a shop service is to all of
+        # its group's topics: a leader without metadata for a member's topic rebalances a second
+        # time, and Tansu then leaves a member's JoinGroup unanswered (seen in 3 runs of 4).
+        @kafka_event(other, "Thing")
+        def handle_other(self, event):
+            pass
+
     class Newcomer:  # same group, another topic: the range assignor leaves `kept` with Keeper
         name = "newcomer"
 
@@ -417,7 +424,8 @@ def test_a_stranded_partition_is_fetched_afresh(broker, monkeypatch):
     from shop_common.kafka import KafkaEventConsumer
 
     monkeypatch.setattr(KafkaEventConsumer, "_unpark", lambda self, tp: None)
-    handled = one_busy_partition_beside_a_flowing_one(broker, timeout=90, stall_seconds=2)
+    handled = one_busy_partition_beside_a_flowing_one(broker, timeout=90, stall_seconds=1,
+                                                   lag_refresh_seconds=0.5)
     assert handled[0] == list(range(40)) and handled[1] == list(range(60))
 
 
