@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench prometheus clean
+.PHONY: install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench prometheus clean contracts
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -51,6 +51,9 @@ test-e2e: install
 chaos: install  ## Every chaos experiment (minutes each), with a table of the invariants at the end.
 	ops/bin/ensure-prometheus
 	$(BIN)/python -m pytest tests/chaos -m chaos
+
+contracts: install  ## Regenerate the committed JSON Schema of every event version (refuses incompatible changes).
+	$(BIN)/python -m shop_common.event_contracts write
 
 shell: install  ## nameko shell on the running system (make run in another terminal): lists the operator calls.
 	PYTHONSTARTUP=ops/shell.py $(BIN)/nameko shell --config svc_order/config.yaml

@@ -176,11 +176,15 @@ class Stack:
 
     ``replicas`` instances of each Nameko service run (``REPLICAS`` for
     ``make run``); ``spare`` more are configured but left stopped, for tests
-    that scale a service out while it works.
+    that scale a service out while it works. ``instance_env`` gives single
+    instances settings of their own (``{"svc_order-1": {...}}``), as a fleet
+    half-way through a rollout has.
     """
 
-    def __init__(self, profile, fresh=False, log_dir=None, extra_env=None, replicas=None, spare=0):
+    def __init__(self, profile, fresh=False, log_dir=None, extra_env=None, replicas=None, spare=0,
+                 instance_env=None):
         self.profile = profile
+        self.instance_env = instance_env or {}
         self.fresh = fresh
         self.replicas = int(replicas or os.environ.get("REPLICAS") or 1)
         self.spare = spare
@@ -323,7 +327,7 @@ class Stack:
             names = program.process_names(self.instance_count(program))
             for index, process_name in enumerate(names):
                 env = {"OTEL_SERVICE_NAME": self.env.get("OTEL_SERVICE_NAME_" + program.name, program.name),
-                       "SHOP_INSTANCE": process_name, **program.env}
+                       "SHOP_INSTANCE": process_name, **program.env, **self.instance_env.get(process_name, {})}
                 if program.metrics_offset is not None:
                     env[f"{METRICS_ENV[program.name]}_METRICS_PORT"] = str(self.metrics_port(program, index))
                 lines += [

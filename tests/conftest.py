@@ -56,7 +56,9 @@ def shop(otlp):
            "SHOP_RECONCILE_INTERVAL_SECONDS": "20", "SHOP_RECONCILE_WINDOW_SECONDS": "60",
            "SHOP_RECONCILE_GRACE_SECONDS": "3", "SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS": "2"}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
-    stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1)
+    # The second Order instance still sends OrderCreated v1, as during a rollout: both are on the wire.
+    stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1,
+                  instance_env={"svc_order-1": {"ORDER_CREATED_VERSION": "1"}})
     try:
         stack.start()
         yield stack
@@ -185,15 +187,15 @@ def wait_for_rpc():
 
     Returns the last value (None if it was never found) when done or at the timeout.
     """
-    from nameko.exceptions import RemoteError
+    from shop_common.errors import DomainError
 
     def wait(fetch, done, timeout=20):
         deadline = time.monotonic() + timeout
         while True:
             try:
                 value = fetch()
-            except RemoteError as exc:
-                assert exc.exc_type.endswith("NotFound"), exc
+            except DomainError as exc:
+                assert exc.code.endswith("not_found"), exc
                 value = None
             if (value is not None and done(value)) or time.monotonic() > deadline:
                 return value

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection, Exchange, Queue
-from nameko.exceptions import RemoteError
+
+from shop_common.errors import IllegalOrderTransition, IllegalPaymentTransition
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,9 +40,8 @@ def test_an_operator_cancels_a_stuck_order_and_everything_is_given_back(shop, sh
     found = rpc.order_service.find_orders(email=None, status="CANCELLED", limit=500)
     assert order["id"] in [each["id"] for each in found]
 
-    with pytest.raises(RemoteError) as refused:  # a final order is not cancelled again
+    with pytest.raises(IllegalOrderTransition):  # a final order is not cancelled again
         rpc.order_service.cancel_order(order["id"], "again")
-    assert refused.value.exc_type == "IllegalOrderTransition"
 
 
 def test_a_refund_by_hand_is_made_once_and_the_order_history_says_who_and_why(shopper, admin, rpc, stripe_client,
@@ -58,9 +58,8 @@ def test_a_refund_by_hand_is_made_once_and_the_order_history_says_who_and_why(sh
                            lambda entries: any(entry["event_type"] == "PaymentRefunded" for entry in entries))
     entry = next(entry for entry in history if entry["event_type"] == "PaymentRefunded")
     assert (entry["detail"]["reason"], entry["detail"]["requested_by"]) == ("customer returned it", operator)
-    with pytest.raises(RemoteError) as refused:  # refunded already: nothing to refund
+    with pytest.raises(IllegalPaymentTransition):  # refunded already: nothing to refund
         rpc.payment_service.refund(order["id"], "again")
-    assert refused.value.exc_type == "IllegalPaymentTransition"
     view = rpc.payment_service.stripe_view(order["id"])
     assert view["recorded"]["status"] == "REFUNDED" and view["stripe"]["status"] == "succeeded"
     assert "client_secret" not in view["stripe"]

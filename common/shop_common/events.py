@@ -9,16 +9,20 @@ Each payload is defined once, here, as a pydantic model per (type, version).
 ``new_event`` checks what a producer emits against it and ``decode`` checks
 what a consumer receives, so a malformed or unknown-version event is refused
 at the edge (and dead-lettered) instead of failing deep in a handler.
-Versioning: a new field with a default is a compatible change within a
-version; removing or changing a field means a new version, which consumers
-learn before producers send it.
+Versioning: a new optional field is a compatible change within a version;
+removing, retyping or requiring a field means a new version. Each version's
+JSON Schema is committed under ``contracts/events`` (``make contracts``;
+``shop_common.event_contracts`` checks both rules). Consumers learn a version
+before producers send it: ``decode`` upcasts every older version to the
+latest, so a handler reads one shape, and a producer can be held at an older
+version during a rollout (``as_version``).
 """
 import json
 import uuid
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ORDER_CREATED = "OrderCreated"
 ORDER_COMPLETED = "OrderCompleted"
@@ -75,6 +79,40 @@ class OrderCreatedV1(_Payload):
     total_cents: int = Field(ge=0)
     currency: str = Field(min_length=3, max_length=3)
     payment_method: str = Field(min_length=1, max_length=100)
+
+
+class Money(BaseModel):
+    """An amount in its currency's minor units (ISO 4217: cents, or yen for JPY)."""
+
+    amount_minor: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class PricedLine(BaseModel):
+    product_id: str = ProductId
+    quantity: int = Field(ge=1, le=1000)
+    unit_price: Money
+
+
+class OrderCreatedV2(_Payload):
+    """v2: every price carries its currency (v1 had bare cents and one currency beside them)."""
+
+    user_id: str = Field(min_length=1, max_length=36)
+    items: list[PricedLine] = Field(min_length=1, max_length=50)
+    total: Money
+    payment_method: str = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_currency_adding_up(self):
+        if any(line.unit_price.currency != self.total.currency for line in self.items):
+            raise ValueError("every line is priced in the order's currency")
+        if sum(line.unit_price.amount_minor * line.quantity for line in self.items) != self.total.amount_minor:
+            raise ValueError("total.amount_minor is the sum of the lines")
+        return self
+
+    def lines(self):
+        """[(product_id, quantity)] sorted by product id, so concurrent orders lock rows in one order."""
+        return sorted((line.product_id, line.quantity) for line in self.items)
 
 
 class OrderCompletedV1(_Payload):
@@ -157,6 +195,7 @@ class PaymentActionRequiredV1(_Payload):
 
 PAYLOADS = {
     (ORDER_CREATED, 1): OrderCreatedV1,
+    (ORDER_CREATED, 2): OrderCreatedV2,
     (ORDER_COMPLETED, 1): OrderCompletedV1,
     (STOCK_UPDATED, 1): StockUpdatedV1,
     (STOCK_UNAVAILABLE, 1): StockUnavailableV1,
@@ -169,6 +208,34 @@ PAYLOADS = {
     (PAYMENT_ACTION_REQUIRED, 1): PaymentActionRequiredV1,
 }
 KNOWN_TYPES = {event_type for event_type, _ in PAYLOADS}
+LATEST = {event_type: max(version for known, version in PAYLOADS if known == event_type)
+          for event_type in KNOWN_TYPES}
+
+
+def _order_created_v1_to_v2(payload):
+    currency = payload["currency"]
+    return {
+        **{key: value for key, value in payload.items() if key not in ("total_cents", "currency", "items")},
+        "items": [{"product_id": line["product_id"], "quantity": line["quantity"],
+                   "unit_price": {"amount_minor": line["unit_price_cents"], "currency": currency}}
+                  for line in payload["items"]],
+        "total": {"amount_minor": payload["total_cents"], "currency": currency},
+    }
+
+
+def _order_created_v2_to_v1(payload):
+    return {
+        **{key: value for key, value in payload.items() if key not in ("total", "items")},
+        "items": [{"product_id": line["product_id"], "quantity": line["quantity"],
+                   "unit_price_cents": line["unit_price"]["amount_minor"]} for line in payload["items"]],
+        "total_cents": payload["total"]["amount_minor"],
+        "currency": payload["total"]["currency"],
+    }
+
+
+# (type, from version) -> the payload one version up, and one version down (a producer held back).
+UPCASTERS = {(ORDER_CREATED, 1): _order_created_v1_to_v2}
+DOWNCASTERS = {(ORDER_CREATED, 2): _order_created_v2_to_v1}
 
 
 class Envelope(BaseModel):
@@ -191,11 +258,12 @@ def now_iso():
     return datetime.now(timezone.utc).isoformat()
 
 
-def new_event(event_type, payload, order_id=None, producer=None, version=1):
+def new_event(event_type, payload, order_id=None, producer=None, version=None):
+    """An event of the latest version of ``event_type`` unless ``version`` says otherwise."""
     event = {
         "event_id": str(uuid.uuid4()),
         "event_type": event_type,
-        "event_version": version,
+        "event_version": version or LATEST.get(event_type, 1),
         "occurred_at": now_iso(),
         "order_id": order_id,
         "producer": producer,
@@ -224,6 +292,25 @@ def validate(event):
     return dict(event, payload=payload.model_dump(mode="json"))
 
 
+def as_version(event, version):
+    """A valid event (latest or not) carried up or down to ``version`` of its type."""
+    event_type, current = event["event_type"], event["event_version"]
+    payload = event["payload"]
+    while current != version:
+        step = UPCASTERS if current < version else DOWNCASTERS
+        cast = step.get((event_type, current))
+        if cast is None:
+            raise MalformedEvent(f"{event_type} v{current} cannot become v{version}")
+        payload = cast(payload)
+        current += 1 if current < version else -1
+    return validate(dict(event, event_version=version, payload=payload))
+
+
+def payload_of(event):
+    """The decoded event's payload as its model (e.g. ``OrderCreatedV2``: lines(), total)."""
+    return PAYLOADS[(event["event_type"], event["event_version"])].model_validate(event["payload"])
+
+
 def _summary(exc):
     return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
                      for error in exc.errors()[:5])
@@ -240,4 +327,8 @@ def decode(raw):
         raise MalformedEvent(f"not JSON: {exc}")
     if not isinstance(event, dict):
         raise MalformedEvent("not a JSON object")
-    return validate(event)
+    event = validate(event)
+    latest = LATEST.get(event["event_type"])
+    if latest is not None and event["event_version"] < latest:
+        event = as_version(event, latest)  # handlers read one shape, whichever version was sent
+    return event

@@ -24,7 +24,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
-from shop_common.errors import TransientError
+from shop_common.errors import InjectedFault, ValidationError
 from shop_common.metrics import FAULT_FLAG
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,6 @@ FLAGS = {
 }
 REDIS_KEY = "shop:fault_flags"
 REFRESH_SECONDS = 1.0
-
-
-class InjectedFault(TransientError):
-    """A failure a fault flag asked for."""
-
-
-class UnknownFlag(ValueError):
-    pass
 
 
 def _in_memory_flag(setting):
@@ -87,7 +79,7 @@ class FaultFlags:
 
     def set(self, flag, flag_value, target=None):
         if flag not in FLAGS:
-            raise UnknownFlag(f"unknown fault flag {flag!r}; known: {', '.join(sorted(FLAGS))}")
+            raise ValidationError(f"unknown fault flag {flag!r}", {"flag": f"one of {', '.join(sorted(FLAGS))}"})
         flag_value = float(flag_value)
         if flag_value <= 0:
             return self.clear(flag)

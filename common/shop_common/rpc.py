@@ -19,16 +19,12 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import decode_from_headers
 from nameko.rpc import Rpc
 
-from shop_common.errors import TransientError
+from shop_common.errors import RequestExpired
 
 log = logging.getLogger(__name__)
 
 DEADLINE = "deadline"
 OPERATOR = "operator"  # who asked, for the audit: the shell's operator, or "admin:<user id>" from the gateway
-
-
-class RequestExpired(TransientError):
-    """The caller gave up before this request could be served."""
 
 
 def deadline_after(timeout_seconds):

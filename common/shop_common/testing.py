@@ -10,8 +10,9 @@ POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 
 _DEFAULTS = {
     events.ORDER_CREATED: lambda: {
-        "user_id": "user-1", "items": [{"product_id": "p1", "quantity": 1, "unit_price_cents": 500}],
-        "total_cents": 500, "currency": "USD", "payment_method": "pm_card_visa"},
+        "user_id": "user-1", "items": [{"product_id": "p1", "quantity": 1, "unit_price": {"amount_minor": 500,
+                                                                                         "currency": "USD"}}],
+        "total": {"amount_minor": 500, "currency": "USD"}, "payment_method": "pm_card_visa"},
     events.ORDER_COMPLETED: lambda: {"user_id": "user-1", "status": "PAYMENT_FAILED"},
     events.STOCK_UPDATED: lambda: {"items": [{"product_id": "p1", "quantity": 1, "stock": 0}]},
     events.STOCK_UNAVAILABLE: lambda: {"product_id": "p1", "requested": 1},
@@ -33,12 +34,27 @@ def event(event_type, order_id=None, **payload):
                             order_id=order_id, producer="test")
 
 
-def order_created(lines, order_id=None, **payload):
-    """OrderCreated for [(product_id, quantity)] at 5.00 a unit."""
-    items = [{"product_id": product_id, "quantity": quantity, "unit_price_cents": 500}
-             for product_id, quantity in lines]
-    total = sum(item["quantity"] * item["unit_price_cents"] for item in items)
-    return event(events.ORDER_CREATED, order_id, items=items, total_cents=total, **payload)
+def order_created(lines=(("p1", 1),), order_id=None, unit_price_cents=500, currency="USD", **payload):
+    """OrderCreated (latest version) for [(product_id, quantity)], every unit at ``unit_price_cents``."""
+    items = [{"product_id": product_id, "quantity": quantity,
+              "unit_price": {"amount_minor": unit_price_cents, "currency": currency}} for product_id, quantity in lines]
+    total = {"amount_minor": sum(quantity * unit_price_cents for _, quantity in lines), "currency": currency}
+    return event(events.ORDER_CREATED, order_id, items=items, total=total, **payload)
+
+
+def records_of(bootstrap_servers, *topics):
+    """Every record now on ``topics`` (all partitions), read from the start."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=1500)
+    try:
+        partitions = [TopicPartition(topic, partition) for topic in topics
+                      for partition in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return list(consumer)
+    finally:
+        consumer.close()
 
 
 def recreate_database(name):

@@ -194,7 +194,7 @@ def order_created(order_id="order-1", **changes):
     """A valid OrderCreated, then ``changes`` applied as a forger would (no validation)."""
     event = events.new_event(events.ORDER_CREATED, {
         "order_id": "order-1", "user_id": "u1", "items": [{"product_id": "p1", "quantity": 1, "unit_price_cents": 100}],
-        "total_cents": 100, "currency": "USD", "payment_method": "pm_card_visa"}, order_id="order-1")
+        "total_cents": 100, "currency": "USD", "payment_method": "pm_card_visa"}, order_id="order-1", version=1)
     event = dict(event, order_id=order_id, payload=dict(event["payload"], order_id=order_id))
     return dict(event, **changes)
 

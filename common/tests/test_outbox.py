@@ -42,7 +42,8 @@ def stage(transactions, table, count, traceparent=None):
     order_id = str(uuid.uuid4())
     staged = [events.new_event(events.ORDER_CREATED, {
         "order_id": order_id, "user_id": "u1", "items": [{"product_id": f"p{n}", "quantity": 1, "unit_price_cents": 1}],
-        "total_cents": 1, "currency": "USD", "payment_method": "pm_card_visa"}, order_id=order_id) for n in range(count)]
+        "total_cents": 1, "currency": "USD", "payment_method": "pm_card_visa"}, order_id=order_id, version=1)
+              for n in range(count)]
     token = context.attach(context_from({"traceparent": traceparent})) if traceparent else None
     try:
         with transactions.begin() as session:

@@ -7,7 +7,7 @@ from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
 from svc_inventory import events
-from svc_inventory.exceptions import ProductNotFound, ReservationNotFound, StockWouldGoNegative
+from shop_common.errors import InsufficientStock, ProductNotFound, ReservationNotFound
 from svc_inventory.models import ReservationState as State
 from svc_inventory.models import inbox, outbox, products, stock_ledger, stock_reservations
 from svc_inventory.schemas import ledger_view, reservation_view
@@ -124,8 +124,8 @@ class StockStore:
                 current = session.execute(select(products.c.stock).where(products.c.id == product_id)).scalar()
                 if current is None:
                     raise ProductNotFound("product not found", {"product_id": product_id})
-                raise StockWouldGoNegative(f"only {current} in stock: cannot remove {-delta}",
-                                           {"product_id": product_id, "stock": current, "delta": delta})
+                raise InsufficientStock(f"only {current} in stock: cannot remove {-delta}",
+                                        {"product_id": product_id, "stock": current, "delta": delta})
             entry = session.execute(stock_ledger.insert().values(
                 product_id=product_id, delta=delta, stock_after=stock, reason=reason, actor=actor,
             ).returning(stock_ledger)).one()

@@ -4,7 +4,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_common.inbox import inbox_table
 from shop_common.outbox import outbox_table
-from svc_inventory.exceptions import IllegalReservationTransition
+from shop_common.errors import IllegalReservationTransition
 
 metadata = MetaData()
 

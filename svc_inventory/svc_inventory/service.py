@@ -23,7 +23,7 @@ class InventoryService(ServiceBase):
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_CREATED)
     def on_order_created(self, event):
-        self._moved("deducted", self.stock.deduct_for_order(event, schemas.order_lines(event)))
+        self._moved("deducted", self.stock.deduct_for_order(event, events.payload_of(event).lines()))
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_COMPLETED)
     def on_order_completed(self, event):

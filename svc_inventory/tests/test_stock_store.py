@@ -7,9 +7,8 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import events, testing
-from svc_inventory import schemas
 from svc_inventory.dependencies import StockStore
-from svc_inventory.exceptions import IllegalReservationTransition, ProductNotFound, StockWouldGoNegative
+from shop_common.errors import IllegalReservationTransition, InsufficientStock, ProductNotFound
 from svc_inventory.models import ReservationState, outbox
 
 
@@ -41,7 +40,7 @@ def order_ended(order_id, status="PAYMENT_FAILED"):
 
 
 def deduct(store, event):
-    return store.deduct_for_order(event, schemas.order_lines(event))
+    return store.deduct_for_order(event, events.payload_of(event).lines())
 
 
 def emitted(store, order_id):
@@ -144,7 +143,7 @@ def test_reservation_transitions_are_guarded():
 
 def test_order_lines_are_sorted():
     event = order_created([("b", 1), ("a", 2)])
-    assert schemas.order_lines(event) == [("a", 2), ("b", 1)]
+    assert events.payload_of(event).lines() == [("a", 2), ("b", 1)]
 
 
 def test_a_repeated_order_created_sends_the_decision_again(store):
@@ -179,7 +178,7 @@ def test_an_adjustment_is_a_delta_with_a_ledger_entry_and_an_event(store):
 
 def test_an_adjustment_never_takes_stock_below_zero_and_names_what_is_missing(store):
     product_id = new_product(store, 2)
-    with pytest.raises(StockWouldGoNegative) as refused:
+    with pytest.raises(InsufficientStock) as refused:
         store.adjust(product_id, -3, "recount", "alice")
     assert refused.value.details == {"product_id": product_id, "stock": 2, "delta": -3}
     assert stock_of(store, product_id) == 2 and store.history(product_id) == []

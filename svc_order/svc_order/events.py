@@ -2,19 +2,22 @@
 from shop_common import events
 
 
-def order_created(order_id, user_id, lines, total_cents, currency, payment_method):
-    return events.new_event(
+def order_created(order_id, user_id, lines, total_cents, currency, payment_method, version=None):
+    """OrderCreated, of ``version`` (config ORDER_CREATED_VERSION) while consumers still learn the latest."""
+    event = events.new_event(
         events.ORDER_CREATED,
         {
             "order_id": order_id,
             "user_id": user_id,
-            "items": lines,
-            "total_cents": total_cents,
-            "currency": currency,
+            "items": [{"product_id": line["product_id"], "quantity": line["quantity"],
+                       "unit_price": {"amount_minor": line["unit_price_cents"], "currency": currency}}
+                      for line in lines],
+            "total": {"amount_minor": total_cents, "currency": currency},
             "payment_method": payment_method,
         },
         order_id=order_id, producer="order_service",
     )
+    return event if version in (None, event["event_version"]) else events.as_version(event, version)
 
 
 def order_completed(order_id, user_id, status, reason=None):

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_common.inbox import inbox_table
 from shop_common.outbox import outbox_table
-from svc_order.exceptions import IllegalOrderTransition
+from shop_common.errors import IllegalOrderTransition
 
 metadata = MetaData()
 

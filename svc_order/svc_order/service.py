@@ -16,7 +16,7 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
 from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
-from svc_order.exceptions import UserNotFound
+from shop_common.errors import UserNotFound
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,8 @@ import itertools
 
 import pytest
 
-from shop_common.errors import ValidationError
+from shop_common.errors import IllegalOrderTransition, ValidationError
 from svc_order import schemas
-from svc_order.exceptions import IllegalOrderTransition
 from svc_order.models import Order, OrderStatus, message_for
 
 FACT_OUTCOMES = [

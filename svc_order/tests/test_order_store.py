@@ -4,13 +4,10 @@ import uuid
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
 
 from shop_common import events, testing
-from svc_order import events as order_events
+from shop_common.errors import AmountOutOfRange, IllegalOrderTransition, OrderNotFound, RequestExpired
 from svc_order.dependencies import OrderStore
-from shop_common.rpc import RequestExpired
-from svc_order.exceptions import AmountOutOfRange, IllegalOrderTransition, OrderNotFound
 from svc_order.models import notifications, outbox
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
@@ -44,8 +41,10 @@ def test_order_and_its_event_are_written_together(store):
     assert outbox_types(store, order["id"]) == ["OrderCreated"]
     with store.transactions.begin() as session:
         envelope = session.execute(select(outbox.c.envelope).where(outbox.c.message_key == order["id"])).scalar_one()
-    assert envelope["payload"]["total_cents"] == 1500
-    assert envelope["payload"]["items"][0] == {"product_id": "p1", "quantity": 2, "unit_price_cents": 250}
+    assert envelope["event_version"] == 2
+    assert envelope["payload"]["total"] == {"amount_minor": 1500, "currency": "USD"}
+    assert envelope["payload"]["items"][0] == {"product_id": "p1", "quantity": 2,
+                                               "unit_price": {"amount_minor": 250, "currency": "USD"}}
 
 
 def test_same_idempotency_key_gives_the_same_order(store):

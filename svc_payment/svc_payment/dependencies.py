@@ -22,7 +22,7 @@ from shop_common.db import StoreProvider
 from shop_common.metrics import PAYMENTS
 from shop_common.money import charge_range, format_amount
 from svc_payment import events
-from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
+from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from svc_payment.models import PaymentStatus as Status
 from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, stripe_events
 from svc_payment.schemas import payment_view

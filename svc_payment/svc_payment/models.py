@@ -6,7 +6,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_common.inbox import inbox_table
 from shop_common.outbox import outbox_table
-from svc_payment.exceptions import IllegalPaymentTransition
+from shop_common.errors import IllegalPaymentTransition
 
 metadata = MetaData()
 

@@ -1,6 +1,7 @@
 """What Payment reads from OrderCreated and from Stripe's webhook events, and the payment's operator view."""
 from datetime import datetime
 
+from shop_common import events
 from shop_common.errors import ValidationError
 from shop_common.money import check_currency
 
@@ -9,17 +10,14 @@ REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "
 
 
 def charge_request(event):
-    payload = event["payload"]
-    try:
-        request = {
-            "order_id": event["order_id"],
-            "amount_cents": int(payload["total_cents"]),
-            "currency": check_currency(payload["currency"]),
-            "payment_method": str(payload["payment_method"]),
-        }
-    except (KeyError, TypeError, ValueError):
-        raise ValidationError("OrderCreated without amount or payment method", {"event_id": event["event_id"]})
-    return request
+    """What to charge for a decoded OrderCreated (its latest version)."""
+    order = events.payload_of(event)
+    return {
+        "order_id": order.order_id,
+        "amount_cents": order.total.amount_minor,
+        "currency": check_currency(order.total.currency),
+        "payment_method": order.payment_method,
+    }
 
 
 def stripe_event(body):

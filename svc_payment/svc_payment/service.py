@@ -13,7 +13,7 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_payment import models, reconciliation, schemas
 from svc_payment.dependencies import Payments
-from svc_payment.exceptions import IllegalPaymentTransition
+from shop_common.errors import IllegalPaymentTransition
 from svc_payment.models import PaymentStatus
 from svc_payment.stripe_client import PaymentProvider
 

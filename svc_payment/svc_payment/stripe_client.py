@@ -16,7 +16,7 @@ from nameko import config
 from nameko.extensions import DependencyProvider
 
 from shop_common import faults
-from svc_payment.exceptions import PaymentProviderUnavailable
+from shop_common.errors import PaymentProviderUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import stripe
 from nameko.testing.services import worker_factory
 from sqlalchemy import select
 
-from shop_common import events, testing
+from shop_common import testing
 from svc_payment.dependencies import PaymentStore
-from svc_payment.exceptions import PaymentBusy
+from shop_common.errors import PaymentBusy
 from svc_payment.models import outbox
 from svc_payment.service import PaymentService
 from svc_payment.stripe_client import StripePayments
@@ -40,7 +40,7 @@ def service_factory(transactions_for, localstripe_url):
 
 
 def test_two_workers_charging_one_order_at_once_charge_it_once(service_factory):
-    event = testing.event(events.ORDER_CREATED, total_cents=2500)
+    event = testing.order_created(unit_price_cents=2500)
     outcomes = []
     start = threading.Barrier(4)
 

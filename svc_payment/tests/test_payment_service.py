@@ -1,11 +1,11 @@
 """PaymentService entrypoints with Nameko's worker_factory: which Stripe work follows which transition."""
 from nameko.testing.services import worker_factory
 
-from shop_common import events, testing
+from shop_common import testing
 from svc_payment.dependencies import FollowUp
 from svc_payment.service import PaymentService
 
-EVENT = testing.event(events.ORDER_CREATED, "o1", total_cents=500)
+EVENT = testing.order_created(order_id="o1", unit_price_cents=500)
 SUCCEEDED = {"intent_id": "pi_1", "status": "succeeded"}
 
 

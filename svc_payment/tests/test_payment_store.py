@@ -6,7 +6,7 @@ from sqlalchemy import select, text
 from shop_common import events, testing
 from svc_payment import schemas
 from svc_payment.dependencies import PaymentStore, Timing
-from svc_payment.exceptions import IllegalPaymentTransition, PaymentBusy
+from shop_common.errors import IllegalPaymentTransition, PaymentBusy
 from svc_payment.models import PaymentStatus, outbox
 
 
@@ -16,7 +16,7 @@ def store(transactions_for):
 
 
 def order_created(order_id=None, total=1234):
-    return testing.event(events.ORDER_CREATED, order_id, total_cents=total)
+    return testing.order_created(order_id=order_id, unit_price_cents=total)
 
 
 def order_cancelled(order_id):

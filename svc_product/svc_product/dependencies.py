@@ -6,7 +6,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.db import StoreProvider
-from svc_product.exceptions import InsufficientStock, ProductNotFound, SkuTaken
+from shop_common.errors import InsufficientStock, ProductNotFound, SkuTaken
 from svc_product.models import products
 from svc_product.schemas import product_view
 

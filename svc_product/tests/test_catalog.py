@@ -4,10 +4,9 @@ import uuid
 import pytest
 from nameko.testing.services import worker_factory
 
-from shop_common.errors import ValidationError
+from shop_common.errors import InsufficientStock, ProductNotFound, SkuTaken, ValidationError
 from svc_product import schemas
 from svc_product.dependencies import CatalogStore
-from svc_product.exceptions import InsufficientStock, ProductNotFound, SkuTaken
 from svc_product.service import ProductService
 
 

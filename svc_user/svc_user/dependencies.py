@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.db import StoreProvider
-from svc_user.exceptions import EmailTaken, InvalidCredentials, UserNotFound
+from shop_common.errors import EmailTaken, InvalidCredentials, UserNotFound
 from svc_user.models import ADMIN, CUSTOMER, users
 from svc_user.schemas import user_view
 

@@ -5,10 +5,9 @@ import jwt
 import pytest
 from nameko.testing.services import worker_factory
 
-from shop_common.errors import ValidationError
+from shop_common.errors import EmailTaken, InvalidCredentials, UserNotFound, ValidationError
 from svc_user import schemas
 from svc_user.dependencies import TokenIssuer, UserStore
-from svc_user.exceptions import EmailTaken, InvalidCredentials, UserNotFound
 from svc_user.service import UserService
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import psycopg2
 import redis
 import requests
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
 
-from shop_common import events
+from shop_common import events, testing
 
 FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
 GROUP_TOPICS = {"order_service": (events.INVENTORY_TOPIC, events.PAYMENTS_TOPIC),
@@ -260,19 +260,10 @@ class Truth:
         """Per group and partition: messages in the log (read to its end) minus the committed offset.
         Read, not asked: Tansu's ListOffsets can answer low."""
         ends = {}
-        consumer = KafkaConsumer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], enable_auto_commit=False,
-                                 consumer_timeout_ms=1500)
-        try:
-            partitions = [TopicPartition(topic, partition) for topic in (events.ORDERS_TOPIC, events.INVENTORY_TOPIC,
-                                                                         events.PAYMENTS_TOPIC)
-                          for partition in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            for record in consumer:
-                tp = TopicPartition(record.topic, record.partition)
-                ends[tp] = max(ends.get(tp, 0), record.offset + 1)
-        finally:
-            consumer.close()
+        for record in testing.records_of(self.env["KAFKA_BOOTSTRAP_SERVERS"], events.ORDERS_TOPIC,
+                                         events.INVENTORY_TOPIC, events.PAYMENTS_TOPIC):
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
         admin = KafkaAdminClient(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
         try:
             lag = {}
@@ -288,16 +279,8 @@ class Truth:
 
     def dead_letters(self, since_iso):
         """Dead letters written since ``since_iso``: [(headers, value)]."""
-        consumer = KafkaConsumer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], enable_auto_commit=False,
-                                 consumer_timeout_ms=1500)
-        try:
-            partitions = [TopicPartition(events.DEAD_LETTER_TOPIC, partition)
-                          for partition in sorted(consumer.partitions_for_topic(events.DEAD_LETTER_TOPIC) or ())]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            letters = [({key: value.decode() for key, value in record.headers}, record.value) for record in consumer]
-        finally:
-            consumer.close()
+        letters = [({key: value.decode() for key, value in record.headers}, record.value)
+                   for record in testing.records_of(self.env["KAFKA_BOOTSTRAP_SERVERS"], events.DEAD_LETTER_TOPIC)]
         return [letter for letter in letters if letter[0].get("x-dead-lettered-at", "") >= since_iso]
 
 

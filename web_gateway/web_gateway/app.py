@@ -7,10 +7,11 @@ from pathlib import Path
 import redis
 import stripe
 from flask import Flask, g, jsonify, request
-from nameko.exceptions import RemoteError, RpcTimeout
+from nameko.exceptions import RpcTimeout
 
 from shop_common.cache import OrderCache, ProductCache
 from shop_common.config import load_config
+from shop_common.errors import InvalidCredentials, OrderNotFound, PaymentNotFound, ReservationNotFound
 from shop_common.logs import set_order_id
 from web_gateway import errors, observability
 from web_gateway.auth import LoginThrottle, admin_required, login_required
@@ -146,9 +147,8 @@ def create_app(config=None):
         login_throttle.check(email)
         try:
             token = rpc.call("user_service", "login", email, body.get("password"))
-        except RemoteError as exc:
-            if exc.exc_type == "InvalidCredentials":
-                login_throttle.failed(email)
+        except InvalidCredentials:
+            login_throttle.failed(email)
             raise
         login_throttle.succeeded(email)
         return token
@@ -237,10 +237,8 @@ def create_app(config=None):
         readiness timeout (named in ``unavailable``): an operator looks at stuck orders during outages."""
         try:
             return lookup_rpc.call_as(f"admin:{g.user_id}", service, method, order_id)
-        except RemoteError as exc:
-            if exc.exc_type.endswith("NotFound"):
-                return None
-            raise
+        except (OrderNotFound, PaymentNotFound, ReservationNotFound):
+            return None
         except RpcTimeout:
             lookup_rpc.discard()
             unavailable.append(service)
