@@ -30,7 +30,8 @@ def unit_databases():
     """Fresh, migrated databases for store tests (no services running on them)."""
     urls = {}
     for short in sorted(set(SERVICE_DATABASES.values())):
-        urls[short] = recreate_database(f"shop_unit_{short}")
+        # Another prefix lets two checkouts run their unit tests on one PostgreSQL at once.
+        urls[short] = recreate_database(f"{os.environ.get('SHOP_UNIT_DB_PREFIX', 'shop_unit_')}{short}")
     env = dict(os.environ, **{ENV_OF[short]: url for short, url in urls.items()})
     for service in SERVICE_DATABASES:
         subprocess.run([sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],

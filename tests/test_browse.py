@@ -51,6 +51,23 @@ def test_admin_change_invalidates_product_and_list(api, admin):
     assert relisted.json()["items"][0]["price"] == "9.99"
 
 
+def test_a_stock_level_set_by_patch_is_inventorys_change_with_who_and_the_delta(api, admin):
+    product = admin.create_product(admin, stock=3)
+    path = f"/products/{product['id']}"
+    assert api.get(path).json()["stock"] == 3 and api.get(path).headers["X-Cache"] == "HIT"
+    changed = admin.patch(path, json={"stock": 10})
+    assert changed.status_code == 200 and changed.json()["stock"] == 10
+    after = api.get(path)  # Inventory, which changed it, dropped the cached product
+    assert after.headers["X-Cache"] == "MISS" and after.json()["stock"] == 10
+    assert admin.patch(path, json={"stock": 10}).status_code == 200  # the same level: nothing to record
+    admin_id = admin.get("/users/me").json()["id"]
+    ledger = admin.get(f"/admin/products/{product['id']}/stock").json()["items"]
+    assert [(entry["delta"], entry["stock_after"], entry["by"]) for entry in ledger] == [(7, 10, f"admin:{admin_id}")]
+    refused = admin.patch(path, json={"stock": -1, "name": "Never applied"})
+    assert refused.status_code == 400 and set(refused.json()["error"]["details"]) == {"stock"}
+    assert api.get(path).json()["name"] == product["name"]  # nothing of a refused change is written
+
+
 def test_unknown_product_is_404(api):
     response = api.get("/products/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404

@@ -6,8 +6,8 @@ from shop_common import events as shop_events
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
-from svc_inventory import events
 from shop_common.errors import InsufficientStock, ProductNotFound, ReservationNotFound
+from svc_inventory import events
 from svc_inventory.models import ReservationState as State
 from svc_inventory.models import inbox, outbox, products, stock_ledger, stock_reservations
 from svc_inventory.schemas import ledger_view, reservation_view
@@ -126,11 +126,33 @@ class StockStore:
                     raise ProductNotFound("product not found", {"product_id": product_id})
                 raise InsufficientStock(f"only {current} in stock: cannot remove {-delta}",
                                         {"product_id": product_id, "stock": current, "delta": delta})
-            entry = session.execute(stock_ledger.insert().values(
-                product_id=product_id, delta=delta, stock_after=stock, reason=reason, actor=actor,
-            ).returning(stock_ledger)).one()
-            outbox_log.add(session, outbox, events.stock_adjusted(product_id, delta, stock, reason, actor),
-                           key=product_id)
+            return self._record_adjustment(session, product_id, delta, stock, reason, actor)
+
+    def set_level(self, product_id, stock, reason, actor):
+        """Set the stock to a number (the admin's PATCH), recorded as the delta it makes.
+
+        The row is locked while the delta is worked out, so a deduction at the
+        same moment lands before or after it, never in between. None when the
+        stock is that number already (nothing to record).
+        """
+        with self.transactions.begin() as session:
+            current = session.execute(select(products.c.stock).where(products.c.id == product_id)
+                                      .with_for_update()).scalar()
+            if current is None:
+                raise ProductNotFound("product not found", {"product_id": product_id})
+            if current == stock:
+                return None
+            session.execute(update(products).where(products.c.id == product_id)
+                            .values(stock=stock, updated_at=func.now()))
+            return self._record_adjustment(session, product_id, stock - current, stock, reason, actor)
+
+    @staticmethod
+    def _record_adjustment(session, product_id, delta, stock, reason, actor):
+        entry = session.execute(stock_ledger.insert().values(
+            product_id=product_id, delta=delta, stock_after=stock, reason=reason, actor=actor,
+        ).returning(stock_ledger)).one()
+        outbox_log.add(session, outbox, events.stock_adjusted(product_id, delta, stock, reason, actor),
+                       key=product_id)
         return ledger_view(entry)
 
     def history(self, product_id, limit=100):

@@ -46,6 +46,18 @@ class InventoryService(ServiceBase):
         return entry
 
     @rpc
+    def set_stock(self, product_id, stock, reason):
+        """Operator call: set the stock to a number (what the admin's PATCH /products/<id> does), recorded
+        in the ledger as the delta it makes; None if it was that number already."""
+        product_id, stock = schemas.stock_level(product_id, stock)
+        entry = self.stock.set_level(product_id, stock, audit.reason(reason), self.operator)
+        if entry is not None:
+            log.warning("audit: %s set stock of %s to %d (%+d): %s", self.operator, product_id, stock,
+                        entry["delta"], entry["reason"])
+            self._moved("adjusted", [{"product_id": product_id, "quantity": abs(entry["delta"])}])
+        return entry
+
+    @rpc
     def stock_history(self, product_id, limit=100):
         """Operator call: the product's stock adjustments by hand, newest first (who, why, how many, after)."""
         return self.stock.history(product_id, max(1, min(int(limit), 1000)))

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import events, testing
-from svc_inventory.dependencies import StockStore
 from shop_common.errors import IllegalReservationTransition, InsufficientStock, ProductNotFound
+from svc_inventory.dependencies import StockStore
 from svc_inventory.models import ReservationState, outbox
 
 
@@ -196,3 +196,27 @@ def test_adjustments_racing_with_orders_lose_no_update(store):
         each.result()
     assert stock_of(store, product_id) == 40
     assert len(store.history(product_id)) == 40
+
+
+def test_a_stock_level_is_set_as_the_delta_it_makes_and_a_same_level_records_nothing(store):
+    product_id = new_product(store, 5)
+    entry = store.set_level(product_id, 12, "recount", "alice")
+    assert (entry["delta"], entry["stock_after"], entry["by"]) == (7, 12, "alice")
+    assert store.set_level(product_id, 12, "recount", "alice") is None
+    assert stock_of(store, product_id) == 12 and len(store.history(product_id)) == 1
+    assert emitted(store, product_id) == ["StockAdjusted"]
+    with pytest.raises(ProductNotFound):
+        store.set_level(str(uuid.uuid4()), 1, "recount", "alice")
+
+
+def test_levels_set_while_orders_deduct_are_each_recorded_with_the_delta_they_really_made(store):
+    """Deductions land before or after each set, never in between: the stock at the end is the
+    start, plus every recorded delta, minus every deduction."""
+    product_id = new_product(store, 100)
+    with ThreadPoolExecutor(16) as pool:
+        deducted = [pool.submit(deduct, store, order_created([(product_id, 1)])) for _ in range(30)]
+        levels = [pool.submit(store.set_level, product_id, level, "recount", "alice") for level in (90, 80, 95, 85)]
+    units_deducted = sum(line["quantity"] for each in deducted for line in each.result())
+    assert units_deducted == 30 and all(each.result() is not None for each in levels)
+    recorded = sum(entry["delta"] for entry in store.history(product_id))
+    assert stock_of(store, product_id) == 100 + recorded - units_deducted

@@ -7,6 +7,7 @@ from nameko.timer import timer
 
 from shop_common import audit, events
 from shop_common.cache import OrderCacheProvider
+from shop_common.errors import UserNotFound
 from shop_common.kafka import kafka_event
 from shop_common.metrics import (
     ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED, ORDERS_REDRIVEN,
@@ -16,7 +17,6 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
 from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
-from shop_common.errors import UserNotFound
 
 log = logging.getLogger(__name__)
 

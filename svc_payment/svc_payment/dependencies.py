@@ -19,10 +19,10 @@ from shop_common import events as shop_events
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
+from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from shop_common.metrics import PAYMENTS
 from shop_common.money import charge_range, format_amount
 from svc_payment import events
-from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from svc_payment.models import PaymentStatus as Status
 from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, stripe_events
 from svc_payment.schemas import payment_view

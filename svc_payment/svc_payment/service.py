@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from nameko.timer import timer
 
 from shop_common import audit, events
+from shop_common.errors import IllegalPaymentTransition
 from shop_common.kafka import kafka_event
 from shop_common.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
 from shop_common.outbox import OutboxRelay
@@ -13,7 +14,6 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_payment import models, reconciliation, schemas
 from svc_payment.dependencies import Payments
-from shop_common.errors import IllegalPaymentTransition
 from svc_payment.models import PaymentStatus
 from svc_payment.stripe_client import PaymentProvider
 

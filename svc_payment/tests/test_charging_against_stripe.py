@@ -8,8 +8,8 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import select
 
 from shop_common import testing
-from svc_payment.dependencies import PaymentStore
 from shop_common.errors import PaymentBusy
+from svc_payment.dependencies import PaymentStore
 from svc_payment.models import outbox
 from svc_payment.service import PaymentService
 from svc_payment.stripe_client import StripePayments

@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import events, testing
+from shop_common.errors import IllegalPaymentTransition, PaymentBusy
 from svc_payment import schemas
 from svc_payment.dependencies import PaymentStore, Timing
-from shop_common.errors import IllegalPaymentTransition, PaymentBusy
 from svc_payment.models import PaymentStatus, outbox
 
 

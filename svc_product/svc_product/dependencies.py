@@ -1,6 +1,7 @@
-"""The catalog store: every product read and write goes through here."""
+"""The catalog store (every product read, and every write but stock's), and Inventory, which keeps the stock."""
 import uuid
 
+from nameko.rpc import ServiceRpc
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +47,9 @@ class CatalogStore:
         return product_view(row)
 
     def update_product(self, product_id, changes):
+        """Name, description, price, active; never stock, which only Inventory changes."""
+        if "stock" in changes:
+            raise ValueError("stock is Inventory's to change (inventory_service.set_stock)")
         with self.transactions.begin() as session:
             row = session.execute(
                 update(products).where(products.c.id == product_id)
@@ -85,3 +89,10 @@ class CatalogStore:
 
 class Catalog(StoreProvider):
     store_class = CatalogStore
+
+
+class InventoryRpc(ServiceRpc):
+    """The Inventory service: the one writer of stock after a product is created."""
+
+    def __init__(self, **kwargs):
+        super().__init__("inventory_service", **kwargs)

@@ -4,7 +4,7 @@ from shop_common.cache import ProductCacheProvider
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_product import schemas
-from svc_product.dependencies import Catalog
+from svc_product.dependencies import Catalog, InventoryRpc
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +15,7 @@ class ProductService(ServiceBase):
 
     catalog = Catalog()
     cache = ProductCacheProvider()
+    inventory = InventoryRpc()
 
     @rpc
     def list_products(self, page=1, page_size=20, q=None):
@@ -32,12 +33,18 @@ class ProductService(ServiceBase):
 
     @rpc
     def update_product(self, product_id, changes):
+        """The admin's PATCH. Every field is checked before any is written; a new stock level is set by
+        Inventory (its ledger says who), which also drops the cached product it changes."""
         currency = self.catalog.get_product(product_id)["currency"]
         validated = schemas.product_changes(changes, currency)
-        product = self.catalog.update_product(product_id, validated)
-        log.warning("audit: %s changed product %s: %s", self.operator, product_id, validated)
-        self.cache.invalidate([product_id])
-        return product
+        stock = validated.pop("stock", None)
+        if validated:
+            self.catalog.update_product(product_id, validated)
+            log.warning("audit: %s changed product %s: %s", self.operator, product_id, validated)
+            self.cache.invalidate([product_id])
+        if stock is not None:
+            self.inventory.set_stock(product_id, stock, f"set to {stock} by PATCH /products/{product_id}")
+        return self.catalog.get_product(product_id)
 
     @rpc
     def check_availability(self, items):

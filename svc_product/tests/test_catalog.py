@@ -97,9 +97,28 @@ def test_changes_invalidate_the_cache():
 def test_invalid_change_reaches_neither_database_nor_cache():
     service = worker_factory(ProductService)
     with pytest.raises(ValidationError):
-        service.update_product("p1", {"price": "free"})
+        service.update_product("p1", {"price": "free", "stock": 3})
     service.catalog.update_product.assert_not_called()
+    service.inventory.set_stock.assert_not_called()
     service.cache.invalidate.assert_not_called()
+
+
+def test_a_new_stock_level_is_set_by_inventory_and_the_rest_here():
+    service = worker_factory(ProductService)
+    service.catalog.get_product.return_value = {"id": "p1", "currency": "USD"}
+    service.update_product("p1", {"price": "2.00", "stock": 7})
+    service.catalog.update_product.assert_called_once_with("p1", {"price_cents": 200})
+    assert service.inventory.set_stock.call_args.args[:2] == ("p1", 7)
+    service.catalog.update_product.reset_mock()
+    service.update_product("p1", {"stock": 0})
+    service.catalog.update_product.assert_not_called()  # nothing of the product's own changed
+    assert service.inventory.set_stock.call_args.args[:2] == ("p1", 0)
+
+
+def test_the_catalog_never_writes_stock(catalog):
+    product = new_product(catalog)
+    with pytest.raises(ValueError, match="Inventory"):
+        catalog.update_product(product["id"], {"stock": 1})
 
 
 def test_a_product_is_hidden_or_shown_with_active():
