@@ -454,7 +454,7 @@ def test_a_group_whose_members_all_left_is_served_again(broker):
         wait_until(lambda: {n, n + 1} <= set(handled), timeout=40)
 
     try:
-        for cycle in range(3):
+        for cycle in range(2):  # the bug showed in most cycles; two keep the test quick
             members = [run_service(broker, Member, group, leave_group=False)]
             try:
                 served(cycle * 10)
