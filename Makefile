@@ -52,8 +52,9 @@ chaos: install  ## Every chaos experiment (minutes each), with a table of the in
 	ops/bin/ensure-prometheus
 	$(BIN)/python -m pytest tests/chaos -m chaos
 
-contracts: install  ## Regenerate the committed JSON Schema of every event version (refuses incompatible changes).
+contracts: install  ## Regenerate the event JSON Schemas (refuses incompatible changes) and docs/api.md's operations.
 	$(BIN)/python -m shop_common.event_contracts write
+	$(BIN)/python -m web_gateway.openapi docs/api.md
 
 shell: install  ## nameko shell on the running system (make run in another terminal): lists the operator calls.
 	PYTHONSTARTUP=ops/shell.py $(BIN)/nameko shell --config svc_order/config.yaml

@@ -195,3 +195,30 @@ def test_with_redis_away_reads_come_from_the_services_and_login_is_refused_not_g
                                            ("order_service", "get_order")]
     login = client.post("/auth/login", json={"email": "a@example.com", "password": "x"})
     assert login.status_code == 503 and login.json["error"]["code"] == "unavailable"
+
+
+def test_the_openapi_document_is_valid_and_its_request_bodies_are_the_models_the_services_use(client):
+    from openapi_spec_validator import validate
+
+    from shop_common import api
+
+    spec = client.get("/openapi.json").json
+    validate(spec)  # OpenAPI 3.1, every $ref resolves
+    assert spec["openapi"] == "3.1.0"
+    bodies = {operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+              for path in spec["paths"].values() for operation in path.values() if "requestBody" in operation}
+    assert {model.__name__ for model in api.REQUEST_MODELS} <= bodies  # each model is some route's body
+    for model in api.REQUEST_MODELS:
+        own = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        own.pop("$defs", None)
+        assert spec["components"]["schemas"][model.__name__] == own
+
+
+def test_the_contract_document_lists_every_operation_of_the_openapi_document():
+    from pathlib import Path
+
+    from web_gateway.openapi import OPERATIONS_BEGIN, OPERATIONS_END, operations_markdown
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    listed = text[text.index(OPERATIONS_BEGIN):text.index(OPERATIONS_END) + len(OPERATIONS_END) + 1]
+    assert listed == operations_markdown(), "the OpenAPI document changed: run `make contracts`"

@@ -1,4 +1,4 @@
-"""Routes of the public contract (shared/contract/API.md)."""
+"""Routes of the public contract (docs/api.md)."""
 import json
 import logging
 import os

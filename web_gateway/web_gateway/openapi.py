@@ -1,5 +1,11 @@
-"""The public contract as OpenAPI 3.1, served at GET /openapi.json."""
+"""The public contract as OpenAPI 3.1, served at GET /openapi.json.
+
+Request bodies are the models the services validate with (``shop_common.api``), taken as
+their JSON Schema, so the document cannot promise what the server refuses.
+"""
+from shop_common import api
 from shop_common.money import CURRENCIES
+from web_gateway.errors import HTTP_ERRORS
 
 
 def _ref(name):
@@ -12,7 +18,8 @@ def _json(schema):
 
 def _op(summary, responses, body=None, auth=False, params=()):
     operation = {"summary": summary, "responses": {
-        str(status): dict(description=text, **(_json(_ref(schema)) if schema else {}))
+        str(status): dict(description=HTTP_ERRORS.get(status, text) if text == "error" else text,
+                          **(_json(_ref(schema)) if schema else {}))
         for status, (text, schema) in responses.items()
     }}
     if body:
@@ -45,21 +52,13 @@ SPEC = {
                 "type": "object", "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                                "details": {"type": "object"}}}}},
-            "Registration": {"type": "object", "required": ["email", "password", "name", "address"],
-                             "properties": {"email": {"type": "string", "format": "email"},
-                                            "password": {"type": "string", "minLength": 8},
-                                            "name": {"type": "string"}, "address": ADDRESS}},
             "UserSummary": {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "email", "name")}},
-            "Login": {"type": "object", "required": ["email", "password"],
-                      "properties": {"email": {"type": "string"}, "password": {"type": "string"}}},
             "Token": {"type": "object", "properties": {"access_token": {"type": "string"},
                                                        "token_type": {"const": "Bearer"},
                                                        "expires_in": {"type": "integer"}}},
             "User": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"},
                                                       "name": {"type": "string"}, "address": ADDRESS,
                                                       "preferences": {"type": "object"}}},
-            "UserChanges": {"type": "object", "properties": {"name": {"type": "string"}, "address": ADDRESS,
-                                                             "preferences": {"type": "object"}}},
             "Notifications": {"type": "object", "properties": {"items": {"type": "array", "items": {
                 "type": "object", "properties": {k: {"type": "string"} for k in
                                                  ("order_id", "kind", "message", "created_at")}}}}},
@@ -67,21 +66,9 @@ SPEC = {
                 "id": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"},
                 "description": {"type": "string"}, "price": MONEY, "currency": CURRENCY,
                 "stock": {"type": "integer", "minimum": 0}}},
-            "NewProduct": {"type": "object", "required": ["sku", "name", "price", "stock"], "properties": {
-                "sku": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
-                "price": MONEY, "currency": CURRENCY, "stock": {"type": "integer", "minimum": 0}}},
-            "ProductChanges": {"type": "object", "properties": {
-                "name": {"type": "string"}, "description": {"type": "string"}, "price": MONEY,
-                "stock": {"type": "integer", "minimum": 0},
-                "active": {"type": "boolean", "description": "false hides it from the catalogue and orders"}}},
             "ProductPage": {"type": "object", "properties": {
                 "items": {"type": "array", "items": _ref("Product")}, "page": {"type": "integer"},
                 "page_size": {"type": "integer", "maximum": 100}, "total": {"type": "integer"}}},
-            "NewOrder": {"type": "object", "required": ["items", "payment_method"], "properties": {
-                "items": {"type": "array", "minItems": 1, "maxItems": 50, "items": {
-                    "type": "object", "required": ["product_id", "quantity"],
-                    "properties": {"product_id": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1}}}},
-                "payment_method": {"type": "string"}}},
             "Order": {"type": "object", "properties": {
                 "id": {"type": "string"},
                 "status": {"enum": ["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]},
@@ -112,11 +99,6 @@ SPEC = {
                 "reservation": {"type": ["object", "null"], "description": "what Inventory did with the stock"},
                 "unavailable": {"type": "array", "items": {"type": "string"},
                                 "description": "services that did not answer in time (their part is null)"}}},
-            "CancelRequest": {"type": "object", "required": ["reason"], "properties": {
-                "reason": {"type": "string", "minLength": 1, "maxLength": 500}}},
-            "StockAdjustment": {"type": "object", "required": ["delta", "reason"], "properties": {
-                "delta": {"type": "integer", "not": {"const": 0}, "minimum": -1000000, "maximum": 1000000},
-                "reason": {"type": "string", "minLength": 1, "maxLength": 500}}},
             "StockEntry": {"type": "object", "properties": {
                 "id": {"type": "integer"}, "product_id": {"type": "string"}, "delta": {"type": "integer"},
                 "stock_after": {"type": "integer", "minimum": 0}, "reason": {"type": "string"},
@@ -141,7 +123,7 @@ SPEC = {
         "/users/me": {
             "get": _op("The caller's profile", {200: ("user", "User"), 401: ERROR}, auth=True),
             "patch": _op("Change name, address or preferences", {200: ("user", "User"), 400: ERROR, 401: ERROR},
-                         body="UserChanges", auth=True),
+                         body="ProfileChanges", auth=True),
         },
         "/users/me/notifications": {"get": _op("Order outcomes, newest first",
                                                {200: ("notifications", "Notifications"), 401: ERROR}, auth=True)},
@@ -205,3 +187,62 @@ SPEC = {
             auth=True, params=[_param("order_id")])},
     },
 }
+
+
+def _request_schemas():
+    """Each request model's JSON Schema, and the models it nests, as OpenAPI components."""
+    schemas = {}
+    for model in api.REQUEST_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+SPEC["components"]["schemas"].update(_request_schemas())
+
+OPERATIONS_BEGIN = "<!-- operations: generated by `make contracts` from /openapi.json; do not edit by hand -->"
+OPERATIONS_END = "<!-- end of operations -->"
+
+
+def _body_fields(schema_name):
+    schema = SPEC["components"]["schemas"][schema_name]
+    required = set(schema.get("required", ()))
+    return ", ".join(f"`{name}`" + ("" if name in required else "?") for name in schema.get("properties", {}))
+
+
+def operations_markdown():
+    """Every operation of the document as the contract's reference list (docs/api.md)."""
+    lines = [OPERATIONS_BEGIN, ""]
+    for path, operations in SPEC["paths"].items():
+        for method, operation in operations.items():
+            lines.append(f"### `{method.upper()} {path}`")
+            lines.append("")
+            lines.append(operation["summary"] + (" (bearer token)" if operation.get("security") else "") + ".")
+            lines.append("")
+            body = operation.get("requestBody")
+            if body:
+                name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                lines.append(f"- Body `{name}`: {_body_fields(name)} (`?`: optional)")
+            for parameter in operation.get("parameters", ()):
+                lines.append(f"- {parameter['in'].capitalize()} `{parameter['name']}`"
+                             + (" (required)" if parameter.get("required") else ""))
+            for status, response in operation["responses"].items():
+                lines.append(f"- `{status}` {response['description']}")
+            lines.append("")
+    lines.append(OPERATIONS_END)
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(path):
+    """Replace the generated part of ``path`` (between the markers) with the current operations."""
+    text = path.read_text()
+    start, end = text.index(OPERATIONS_BEGIN), text.index(OPERATIONS_END) + len(OPERATIONS_END) + 1
+    path.write_text(text[:start] + operations_markdown() + text[end:])
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    write_docs(Path(sys.argv[1]))
