@@ -38,18 +38,18 @@ stop: install  ## Stop a shop whose `make run` terminal is gone.
 	$(BIN)/python ops/stack.py ctl shutdown
 
 test: install  ## Every test: unit, promtool rule tests, end-to-end against the real stack with Prometheus.
-	ops/bin/ensure-prometheus
+	ops/bin/ensure-test-tools
 	$(BIN)/python -m pytest
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 test-e2e: install
-	ops/bin/ensure-prometheus
+	ops/bin/ensure-test-tools
 	$(BIN)/python -m pytest -m "e2e and not chaos_slow"
 
 chaos: install  ## Every chaos experiment (minutes each), with a table of the invariants at the end.
-	ops/bin/ensure-prometheus
+	ops/bin/ensure-test-tools
 	$(BIN)/python -m pytest tests/chaos -m chaos
 
 contracts: install  ## Regenerate the event JSON Schemas (refuses incompatible changes) and docs/api.md's operations.
@@ -63,7 +63,7 @@ bench: install  ## Cost of metrics and tracing per request: three copies of the 
 	$(BIN)/python ops/bench.py
 
 prometheus: install  ## Prometheus with the shop's rules, scraping `make run` (http://127.0.0.1:9090).
-	ops/bin/ensure-prometheus
+	ops/bin/ensure-test-tools
 	mkdir -p .run/prometheus
 	prometheus --config.file=ops/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
 		--web.listen-address=127.0.0.1:9090

@@ -27,7 +27,7 @@ class LocalPrometheus:
     def start(self, timeout=30):
         binary = shutil.which("prometheus")
         if binary is None:
-            raise RuntimeError("prometheus is missing: `make test` installs it (ops/bin/ensure-prometheus)")
+            raise RuntimeError("prometheus is missing: `make test` installs it (ops/bin/ensure-test-tools)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},

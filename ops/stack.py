@@ -524,7 +524,7 @@ class Stack:
                    for program in self.programs.values() if program.metrics_offset is not None
                    for index, name in enumerate(program.process_names(self.instance_count(program, False)))]
         lines = [
-            f"gateway      {p.gateway_url}   (try {p.gateway_url}/products, {p.gateway_url}/openapi.json)",
+            f"gateway      {p.gateway_url}   (try {p.gateway_url}/products, {p.gateway_url}/docs/)",
             f"admin        {self.env.get('SHOP_ADMIN_EMAIL', 'admin@shop.local')} / "
             f"{'(from SHOP_ADMIN_PASSWORD)' if 'SHOP_ADMIN_PASSWORD' in self.env else 'shop-admin-dev'}"
             "   (development only)",

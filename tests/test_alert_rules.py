@@ -10,7 +10,7 @@ PROMETHEUS = Path(__file__).resolve().parents[1] / "ops" / "prometheus"
 
 def promtool(*args):
     binary = shutil.which("promtool")
-    assert binary, "promtool is missing: `make test` installs it (ops/bin/ensure-prometheus)"
+    assert binary, "promtool is missing: `make test` installs it (ops/bin/ensure-test-tools)"
     return subprocess.run([binary, *args], cwd=PROMETHEUS, capture_output=True, text=True)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import redis
 import stripe
 from flask import Flask, g, jsonify, request
+from flask_swagger_ui import get_swaggerui_blueprint
 from nameko.exceptions import RpcTimeout
 
 from shop_common.cache import OrderCache, ProductCache
@@ -109,6 +110,9 @@ def create_app(config=None):
     @app.get("/openapi.json")
     def openapi():
         return jsonify(SPEC)
+
+    app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={
+        "app_name": "The shop: REST API", "layout": "BaseLayout", "deepLinking": True}))
 
     # -- Stripe -----------------------------------------------------------
     @app.post("/webhooks/stripe")
