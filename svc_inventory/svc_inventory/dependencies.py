@@ -11,8 +11,9 @@ from svc_inventory import events
 from svc_inventory.models import ReservationState as State
 from svc_inventory.models import inbox, outbox, products, stock_ledger, stock_reservations
 from svc_inventory.schemas import ledger_view, reservation_view
+from svc_inventory.service_name import NAME
 
-CONSUMER = "inventory_service"
+CONSUMER = NAME
 # Everything Inventory says about an order: sent again when the order's events come again,
 # since the Order service may have lost the answers.
 ANSWERS = (shop_events.STOCK_UPDATED, shop_events.STOCK_UNAVAILABLE, shop_events.STOCK_RESTORED)

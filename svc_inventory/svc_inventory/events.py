@@ -1,12 +1,13 @@
 """Events the Inventory service publishes."""
 from shop_common import events
+from svc_inventory.service_name import NAME
 
 
 def stock_updated(order_id, lines):
     return events.new_event(
         events.STOCK_UPDATED,
         {"order_id": order_id, "reason": "order_placed", "items": lines},
-        order_id=order_id, producer="inventory_service",
+        order_id=order_id, producer=NAME,
     )
 
 
@@ -14,7 +15,7 @@ def stock_unavailable(order_id, product_id, requested):
     return events.new_event(
         events.STOCK_UNAVAILABLE,
         {"order_id": order_id, "product_id": product_id, "requested": requested},
-        order_id=order_id, producer="inventory_service",
+        order_id=order_id, producer=NAME,
     )
 
 
@@ -23,7 +24,7 @@ def stock_restored(order_id, lines, reason):
     return events.new_event(
         events.STOCK_RESTORED,
         {"order_id": order_id, "reason": reason, "items": lines},
-        order_id=order_id, producer="inventory_service",
+        order_id=order_id, producer=NAME,
     )
 
 
@@ -31,5 +32,5 @@ def stock_adjusted(product_id, delta, stock, reason, by):
     return events.new_event(
         events.STOCK_ADJUSTED,
         {"product_id": product_id, "delta": delta, "stock": stock, "reason": reason, "by": by},
-        producer="inventory_service",
+        producer=NAME,
     )

@@ -9,12 +9,13 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_inventory import models, schemas
 from svc_inventory.dependencies import Stock
+from svc_inventory.service_name import NAME
 
 log = logging.getLogger(__name__)
 
 
 class InventoryService(ServiceBase):
-    name = "inventory_service"
+    name = NAME
     package = "svc-inventory"
 
     stock = Stock()

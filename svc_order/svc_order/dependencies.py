@@ -19,8 +19,9 @@ from svc_order.models import (
     CancelReason, Order, OrderStatus, inbox, message_for, notifications, order_history, order_items, orders, outbox,
 )
 from svc_order.schemas import history_view, notification_view, order_view
+from svc_order.service_name import NAME
 
-CONSUMER = "order_service"
+CONSUMER = NAME
 
 # What each incoming event means for the order.
 FACTS = {

@@ -1,5 +1,6 @@
 """Events the Order service publishes."""
 from shop_common import events
+from svc_order.service_name import NAME
 
 
 def order_created(order_id, user_id, lines, total_cents, currency, payment_method, version=None):
@@ -15,7 +16,7 @@ def order_created(order_id, user_id, lines, total_cents, currency, payment_metho
             "total": {"amount_minor": total_cents, "currency": currency},
             "payment_method": payment_method,
         },
-        order_id=order_id, producer="order_service",
+        order_id=order_id, producer=NAME,
     )
     return event if version in (None, event["event_version"]) else events.as_version(event, version)
 
@@ -25,5 +26,5 @@ def order_completed(order_id, user_id, status, reason=None):
     return events.new_event(
         events.ORDER_COMPLETED,
         {"order_id": order_id, "user_id": user_id, "status": status, "reason": reason},
-        order_id=order_id, producer="order_service",
+        order_id=order_id, producer=NAME,
     )

@@ -17,6 +17,7 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
 from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
+from svc_order.service_name import NAME
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ ORDER_DEADLINE_SECONDS = int(os.environ.get("SHOP_ORDER_DEADLINE_SECONDS", "1800
 
 
 class OrderService(ServiceBase):
-    name = "order_service"
+    name = NAME
     package = "svc-order"
 
     orders = Orders()

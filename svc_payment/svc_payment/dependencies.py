@@ -26,10 +26,11 @@ from svc_payment import events
 from svc_payment.models import PaymentStatus as Status
 from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, stripe_events
 from svc_payment.schemas import payment_view
+from svc_payment.service_name import NAME
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "payment_service"
+CONSUMER = NAME
 # Everything Payment says about an order: sent again when the order's events come again.
 OUTCOMES = (shop_events.PAYMENT_ACTION_REQUIRED, shop_events.PAYMENT_SUCCESS, shop_events.PAYMENT_FAILED,
             shop_events.PAYMENT_REFUNDED, shop_events.PAYMENT_VOIDED)

@@ -1,6 +1,7 @@
 """Events the Payment service publishes."""
 from shop_common import events
 from shop_common.money import format_amount
+from svc_payment.service_name import NAME
 
 
 def payment_success(payment):
@@ -12,7 +13,7 @@ def payment_success(payment):
             "currency": payment["currency"],
             "payment_intent": payment["intent_id"],
         },
-        order_id=payment["order_id"], producer="payment_service",
+        order_id=payment["order_id"], producer=NAME,
     )
 
 
@@ -24,7 +25,7 @@ def payment_failed(payment):
             "failure_code": payment["failure_code"],
             "failure_message": payment["failure_message"],
         },
-        order_id=payment["order_id"], producer="payment_service",
+        order_id=payment["order_id"], producer=NAME,
     )
 
 
@@ -37,14 +38,14 @@ def payment_refunded(payment):
         {"order_id": payment["order_id"], "refund_id": payment["refund_id"],
          "amount": format_amount(payment["amount_cents"], payment["currency"]), "currency": payment["currency"],
          **by_hand},
-        order_id=payment["order_id"], producer="payment_service",
+        order_id=payment["order_id"], producer=NAME,
     )
 
 
 def payment_voided(order_id):
     """No money was taken for the order, and none will be."""
     return events.new_event(events.PAYMENT_VOIDED, {"order_id": order_id}, order_id=order_id,
-                            producer="payment_service")
+                            producer=NAME)
 
 
 def payment_action_required(payment, intent):
@@ -53,5 +54,5 @@ def payment_action_required(payment, intent):
         events.PAYMENT_ACTION_REQUIRED,
         {"order_id": payment["order_id"], "client_secret": intent["client_secret"],
          "next_action": intent["next_action"], "expires_at": payment["action_expires_at"]},
-        order_id=payment["order_id"], producer="payment_service",
+        order_id=payment["order_id"], producer=NAME,
     )

@@ -15,6 +15,7 @@ from shop_common.service import ServiceBase
 from svc_payment import models, reconciliation, schemas
 from svc_payment.dependencies import Payments
 from svc_payment.models import PaymentStatus
+from svc_payment.service_name import NAME
 from svc_payment.stripe_client import PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ WEBHOOK_LOCK_WAIT_SECONDS = 5.0
 
 
 class PaymentService(ServiceBase):
-    name = "payment_service"
+    name = NAME
     package = "svc-payment"
 
     payments = Payments()

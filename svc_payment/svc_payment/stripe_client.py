@@ -17,6 +17,7 @@ from nameko.extensions import DependencyProvider
 
 from shop_common import faults
 from shop_common.errors import PaymentProviderUnavailable
+from svc_payment.service_name import NAME
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +191,10 @@ class StripePayments:
 
     @staticmethod
     def _call(method, *args, **kwargs):
-        if faults.roll("payment_provider_error_rate", service="payment_service"):
+        if faults.roll("payment_provider_error_rate", service=NAME):
             raise stripe.APIConnectionError("fault injected: Stripe could not be reached")
         result = method(*args, **kwargs)
-        if faults.roll("payment_provider_timeout_rate", service="payment_service"):
+        if faults.roll("payment_provider_timeout_rate", service=NAME):
             raise stripe.APIConnectionError("fault injected: Stripe's answer was lost")
         return result
 

@@ -1,1 +1,1 @@
-"""Product service: the catalog and its stock levels."""
+"""Product service: the catalogue (everything of a product but its stock, which Inventory keeps)."""

@@ -5,12 +5,13 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_product import schemas
 from svc_product.dependencies import Catalog, InventoryRpc
+from svc_product.service_name import NAME
 
 log = logging.getLogger(__name__)
 
 
 class ProductService(ServiceBase):
-    name = "product_service"
+    name = NAME
     package = "svc-product"
 
     catalog = Catalog()

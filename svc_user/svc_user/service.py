@@ -3,10 +3,11 @@ from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_user import schemas
 from svc_user.dependencies import Tokens, Users
+from svc_user.service_name import NAME
 
 
 class UserService(ServiceBase):
-    name = "user_service"
+    name = NAME
     package = "svc-user"
 
     users = Users()
