@@ -20,14 +20,14 @@ def calls(monkeypatch):
     """Answers for (service, method); records every call."""
     answers, seen = {}, []
 
-    def fake_call(self, service, method, *args, **kwargs):
+    def fake_call(self, operator, service, method, *args, **kwargs):
         seen.append((service, method, args))
         answer = answers[(service, method)]
         if isinstance(answer, Exception):
             raise answer
         return answer(*args) if callable(answer) else answer
 
-    monkeypatch.setattr(RpcClients, "call", fake_call)
+    monkeypatch.setattr(RpcClients, "call_as", fake_call)
     return answers, seen
 
 

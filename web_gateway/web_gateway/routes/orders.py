@@ -1,0 +1,35 @@
+"""A shopper's orders: placed through the Order service, read from Redis when cached."""
+from flask import Blueprint, g, request
+
+from shop_common.logs import set_order_id
+from web_gateway import observability
+from web_gateway.auth import login_required
+from web_gateway.routes.requests import from_cache, json_body, public
+from web_gateway.services import gateway, services
+
+blueprint = Blueprint("orders", __name__)
+
+
+@blueprint.post("/orders")
+@login_required
+def place_order():
+    result = services().orders.place_order(g.user_id, json_body(), request.headers.get("Idempotency-Key"))
+    set_order_id(result["order"]["id"])
+    return public(result["order"]), 202 if result["created"] else 200
+
+
+@blueprint.get("/orders/<order_id>")
+@login_required
+def get_order(order_id):
+    cached = from_cache(gateway().order_cache.get, order_id)
+    hit = cached is not None and cached.get("user_id") == g.user_id
+    observability.cache_result("order", hit)
+    if hit:
+        return public(cached)
+    return public(services().orders.get_order(order_id, g.user_id))
+
+
+@blueprint.get("/orders")
+@login_required
+def list_orders():
+    return {"items": [public(order) for order in services().orders.list_orders(g.user_id)]}
