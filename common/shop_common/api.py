@@ -4,8 +4,11 @@ The services validate what they are sent with these models (``parse``), and
 the gateway's OpenAPI document takes their JSON Schema, so the server and
 its published contract cannot drift. A refusal is the usual 400
 ``validation_error`` whose details name each field (``items[0].quantity``,
-``address.city``). Rules that need the database or another field's value
-(a price in its product's currency) stay in the service, after this check.
+``address.city``). A price is checked against its currency here too (the
+product's is given as validation context); rules that need the database stay
+in the service. A few models check RPC arguments rather than REST bodies
+(``AvailabilityCheck``, ``StockChange``, ``StockLevel``), so an operator's
+call and the admin's request are held to one rule.
 """
 import json
 from typing import Annotated, Literal, Optional
@@ -32,6 +35,7 @@ def _stripped(min_length=1, max_length=200):
 Text = _stripped()
 ProductId = _stripped(max_length=64)
 Reason = _stripped(max_length=500)
+Description = _stripped(min_length=0, max_length=5000)
 # A decimal amount in the currency's own minor units: "19.99" USD, "1500" JPY (checked against the currency later).
 Amount = Annotated[str, StringConstraints(strip_whitespace=False, max_length=14,
                                           pattern=r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,3})?$")]
@@ -118,7 +122,7 @@ def _priced_in(price, info):
 class NewProduct(RequestModel):
     sku: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     name: Text
-    description: Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)] = ""
+    description: Description = ""
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="one of SHOP_CURRENCIES"),
                         AfterValidator(_sold_here)] = DEFAULT_CURRENCY
     price: Amount  # after currency: checked against it
@@ -129,11 +133,10 @@ class NewProduct(RequestModel):
 
 class ProductChanges(ChangeModel):
     name: Optional[Text] = None
-    description: Optional[Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]] = None
+    description: Optional[Description] = None
     price: Optional[Amount] = Field(default=None, description="in the product's currency")
     stock: Optional[Units] = Field(default=None, description="set by the Inventory service, recorded as a delta")
     active: Optional[StrictBool] = Field(default=None, description="false hides it from the catalogue and orders")
-
 
     _price_in_currency = field_validator("price")(_priced_in)
 
@@ -141,7 +144,7 @@ class ProductChanges(ChangeModel):
 class PageQuery(RequestModel):
     page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=20, ge=1, le=100)
-    q: Optional[Annotated[str, Field(max_length=100), AfterValidator(_no_nul)]] = None
+    q: Optional[_stripped(min_length=0, max_length=100)] = None
 
 
 # -- orders ----------------------------------------------------------------
@@ -172,16 +175,34 @@ class CancelRequest(RequestModel):
 
 
 # -- stock -----------------------------------------------------------------
+def _not_zero(delta):
+    if delta == 0:
+        raise ValueError("a whole number of units to add (or, negative, remove), not 0")
+    return delta
+
+
+Delta = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000), AfterValidator(_not_zero)]
+# Product ids as Inventory is given them (a UUID), taken as they are.
+StockProductId = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=36)]
+
+
 class StockAdjustment(RequestModel):
-    delta: Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
+    delta: Delta
     reason: Reason
 
-    @field_validator("delta")
-    @classmethod
-    def _not_zero(cls, delta):
-        if delta == 0:
-            raise ValueError("a whole number of units to add (or, negative, remove), not 0")
-        return delta
+
+class StockChange(StockAdjustment):
+    """inventory_service.adjust_stock's arguments (RPC): the REST body and the product."""
+
+    product_id: StockProductId
+
+
+class StockLevel(RequestModel):
+    """inventory_service.set_stock's arguments (RPC)."""
+
+    product_id: StockProductId
+    stock: Units
+    reason: Reason
 
 
 REQUEST_MODELS = (Registration, Login, ProfileChanges, NewProduct, ProductChanges, NewOrder, CancelRequest,

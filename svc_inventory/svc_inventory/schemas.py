@@ -1,5 +1,5 @@
 """What Inventory reads from operators and shows them."""
-from shop_common.errors import ValidationError
+from shop_common import api
 
 
 def reservation_view(row):
@@ -12,28 +12,18 @@ def reservation_view(row):
     }
 
 
-def stock_adjustment(product_id, delta):
-    """An operator's stock change: a product id and a whole, non-zero number of units."""
-    errors = {}
-    if not isinstance(product_id, str) or not 0 < len(product_id) <= 36:
-        errors["product_id"] = "a product id"
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 or abs(delta) > 1_000_000:
-        errors["delta"] = "a whole number of units to add (or, negative, remove), not 0"
-    if errors:
-        raise ValidationError("invalid stock adjustment", errors)
-    return product_id, delta
+def stock_adjustment(product_id, delta, reason):
+    """An operator's stock change -> (product id, a whole non-zero number of units, why)."""
+    change = api.parse(api.StockChange, {"product_id": product_id, "delta": delta, "reason": reason},
+                       "invalid stock adjustment")
+    return change.product_id, change.delta, change.reason
 
 
-def stock_level(product_id, stock):
-    """A stock level to set: a product id and a whole number of units, 0 or more."""
-    errors = {}
-    if not isinstance(product_id, str) or not 0 < len(product_id) <= 36:
-        errors["product_id"] = "a product id"
-    if isinstance(stock, bool) or not isinstance(stock, int) or not 0 <= stock <= 1_000_000_000:
-        errors["stock"] = "a whole number of units, 0 or more"
-    if errors:
-        raise ValidationError("invalid stock level", errors)
-    return product_id, stock
+def stock_level(product_id, stock, reason):
+    """A stock level to set -> (product id, a whole number of units, 0 or more, why)."""
+    level = api.parse(api.StockLevel, {"product_id": product_id, "stock": stock, "reason": reason},
+                      "invalid stock level")
+    return level.product_id, level.stock, level.reason
 
 
 def ledger_view(row):

@@ -1,6 +1,6 @@
 import logging
 
-from shop_common import audit, events
+from shop_common import events
 from shop_common.cache import ProductCacheProvider
 from shop_common.kafka import kafka_event
 from shop_common.metrics import STOCK_UNITS
@@ -39,8 +39,8 @@ class InventoryService(ServiceBase):
     def adjust_stock(self, product_id, delta, reason):
         """Operator call: add units (or remove, with a negative delta) atomically, never below zero;
         recorded in the product's stock ledger with who and why."""
-        product_id, delta = schemas.stock_adjustment(product_id, delta)
-        entry = self.stock.adjust(product_id, delta, audit.reason(reason), self.operator)
+        product_id, delta, reason = schemas.stock_adjustment(product_id, delta, reason)
+        entry = self.stock.adjust(product_id, delta, reason, self.operator)
         log.warning("audit: %s adjusted stock of %s by %+d to %d: %s", self.operator, product_id, delta,
                     entry["stock_after"], entry["reason"])
         self._moved("adjusted", [{"product_id": product_id, "quantity": abs(delta)}])
@@ -50,8 +50,8 @@ class InventoryService(ServiceBase):
     def set_stock(self, product_id, stock, reason):
         """Operator call: set the stock to a number (what the admin's PATCH /products/<id> does), recorded
         in the ledger as the delta it makes; None if it was that number already."""
-        product_id, stock = schemas.stock_level(product_id, stock)
-        entry = self.stock.set_level(product_id, stock, audit.reason(reason), self.operator)
+        product_id, stock, reason = schemas.stock_level(product_id, stock, reason)
+        entry = self.stock.set_level(product_id, stock, reason, self.operator)
         if entry is not None:
             log.warning("audit: %s set stock of %s to %d (%+d): %s", self.operator, product_id, stock,
                         entry["delta"], entry["reason"])
