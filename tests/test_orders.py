@@ -93,14 +93,17 @@ def test_another_users_order_is_404(shopper, api, admin):
     assert unknown.json()["error"]["code"] == "order_not_found"
 
 
-def test_idempotency_key_returns_the_first_order(shopper, admin):
+def test_idempotency_key_returns_the_first_order_and_refuses_another_request(shopper, admin):
     product = admin.create_product(admin, stock=5)
     key = {"Idempotency-Key": f"checkout-{uuid.uuid4()}"}
     first = shopper.place_order(product["id"], headers=dict(key))
-    second = shopper.place_order(product["id"], quantity=2, headers=dict(key))
+    again = shopper.place_order(product["id"], headers=dict(key))
+    other = shopper.place_order(product["id"], quantity=2, headers=dict(key))
     assert first.status_code == 202
-    assert second.status_code in (200, 202)
-    assert second.json()["id"] == first.json()["id"]
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert other.json()["error"]["details"]["order_id"] == first.json()["id"]
     assert len(shopper.get("/orders").json()["items"]) == 1
     shopper.wait_for_final(first.json()["id"])
     assert shopper.stock(product["id"]) == 4

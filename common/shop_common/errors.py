@@ -130,6 +130,12 @@ class InsufficientStock(DomainError):
     status, code = 409, "insufficient_stock"
 
 
+class IdempotencyKeyReused(DomainError):
+    """This Idempotency-Key already placed an order with a different request."""
+
+    status, code = 422, "idempotency_key_reused"
+
+
 class IllegalTransition(DomainError):
     """A state machine was asked for a move it does not allow."""
 
@@ -146,6 +152,13 @@ class IllegalPaymentTransition(IllegalTransition):
 
 class IllegalReservationTransition(IllegalTransition):
     """A reservation was asked to move to a state its current one forbids."""
+
+
+# -- facts that contradict what is known -----------------------------------
+class PaymentMismatch(DomainError):
+    """A payment event whose amount or currency is not its order's total (dead-lettered, never applied)."""
+
+    status, code = 409, "payment_mismatch"
 
 
 # -- away for now (503: Stripe's webhook delivery retries it) -------------

@@ -11,7 +11,7 @@ from shop_common import events as shop_events
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
 from shop_common.db import StoreProvider
-from shop_common.errors import AmountOutOfRange, OrderNotFound, ValidationError
+from shop_common.errors import AmountOutOfRange, IdempotencyKeyReused, OrderNotFound, PaymentMismatch, ValidationError
 from shop_common.money import charge_range, check_currency, format_amount, parse_amount
 from shop_common.rpc import check_deadline
 from svc_order import events
@@ -49,18 +49,27 @@ class OrderStore:
     def __init__(self, transactions):
         self.transactions = transactions
 
-    def find_by_idempotency_key(self, user_id, key):
+    def find_by_idempotency_key(self, user_id, key, fingerprint):
+        """The order this key placed, or None; IdempotencyKeyReused when it placed a different request."""
         with self.transactions.begin() as session:
             row = session.execute(
                 select(orders).where(orders.c.user_id == user_id, orders.c.idempotency_key == key)
             ).first()
-            return (self._view(session, row), row.version) if row else None
+            if row is None:
+                return None
+            if row.request_fingerprint not in (None, fingerprint):  # None: placed before fingerprints existed
+                raise IdempotencyKeyReused("this Idempotency-Key already placed an order with a different request",
+                                           {"Idempotency-Key": "use a new key for a new order",
+                                            "order_id": row.id})
+            return self._view(session, row), row.version
 
-    def place(self, user_id, priced_lines, currency, payment_method, address, idempotency_key, deadline=None):
+    def place(self, user_id, priced_lines, currency, payment_method, address, idempotency_key, deadline=None,
+              fingerprint=None):
         """Write the order and its OrderCreated event in one transaction.
 
         Returns (view, version, created); a concurrent request with the same
-        idempotency key gets the order that won, with created=False. With a
+        idempotency key gets the order that won, with created=False (or
+        IdempotencyKeyReused when that order was a different request). With a
         ``deadline`` (the caller's, as epoch seconds) nothing is committed once
         it has passed: the caller has given up and would never hear of it.
         """
@@ -79,6 +88,7 @@ class OrderStore:
                     id=order_id, user_id=user_id, status=OrderStatus.PENDING, stock_status="PENDING",
                     payment_status="PENDING", total_cents=total, currency=currency,
                     payment_method=payment_method, shipping_address=address, idempotency_key=idempotency_key,
+                    request_fingerprint=fingerprint if idempotency_key else None,
                     message=message_for(OrderStatus.PENDING),
                 ))
                 session.execute(order_items.insert(), [dict(order_id=order_id, **line) for line in priced_lines])
@@ -98,7 +108,7 @@ class OrderStore:
                 check_deadline(deadline)  # raises before the commit: nothing is written
                 return view, row.version, True
         except IntegrityError:
-            existing = idempotency_key and self.find_by_idempotency_key(user_id, idempotency_key)
+            existing = idempotency_key and self.find_by_idempotency_key(user_id, idempotency_key, fingerprint)
             if not existing:
                 raise
             return existing[0], existing[1], False
@@ -116,6 +126,8 @@ class OrderStore:
                 raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
             if not inbox_log.claim(session, inbox, event, CONSUMER):
                 return self._view(session, row), row.version, None
+            if event["event_type"] == shop_events.PAYMENT_SUCCESS:
+                self._check_amount_paid(row, event["payload"])
             order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             fact(order)
             return self._record(session, row, order, event["event_id"], event["event_type"], event["payload"],
@@ -169,6 +181,16 @@ class OrderStore:
         with self.transactions.begin() as session:
             rows = session.execute(query.order_by(orders.c.created_at.desc(), orders.c.id).limit(limit)).all()
             return [self._view(session, row) for row in rows]
+
+    @staticmethod
+    def _check_amount_paid(row, payload):
+        """A payment counts only for exactly this order's total: anything else is a bug or a forgery (dead-lettered,
+        the order stays PENDING for an operator)."""
+        expected = (format_amount(row.total_cents, row.currency), row.currency)
+        if (payload["amount"], payload["currency"]) != expected:
+            raise PaymentMismatch("the payment is not for this order's total",
+                                  {"order_id": row.id, "paid": f"{payload['amount']} {payload['currency']}",
+                                   "total": " ".join(expected)})
 
     @staticmethod
     def _payment_action(row, order, event):

@@ -24,6 +24,8 @@ orders = Table(
     Column("payment_method", String(100), nullable=False),
     Column("shipping_address", JSONB, nullable=False),
     Column("idempotency_key", String(200)),
+    # SHA-256 of the request the key placed: the same key with another request is refused, not answered.
+    Column("request_fingerprint", String(64)),
     Column("message", Text),
     # Bumped on every change; the Redis copy never goes back to an older one.
     Column("version", Integer, nullable=False, server_default="1"),

@@ -1,4 +1,7 @@
 """Validation of order requests and the order's public shape."""
+import hashlib
+import json
+
 from shop_common import api
 from shop_common.errors import ValidationError
 from shop_common.money import format_amount
@@ -21,6 +24,13 @@ def idempotency_key(value):
     if not isinstance(value, str) or not 1 <= len(value) <= 200:
         raise ValidationError("invalid Idempotency-Key", {"Idempotency-Key": "must be 1 to 200 characters"})
     return value
+
+
+def request_fingerprint(lines, payment_method):
+    """What an order request asks for, whatever the order of its lines: tells a retry from a reused key."""
+    canonical = json.dumps({"items": sorted(lines, key=lambda line: line["product_id"]),
+                            "payment_method": payment_method}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def order_search(status, older_than_seconds, limit):

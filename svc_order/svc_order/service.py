@@ -47,8 +47,9 @@ class OrderService(ServiceBase):
         """
         lines, payment_method = schemas.order_request(body)
         key = schemas.idempotency_key(idempotency_key)
+        fingerprint = schemas.request_fingerprint(lines, payment_method)
         if key:
-            existing = self.orders.find_by_idempotency_key(user_id, key)
+            existing = self.orders.find_by_idempotency_key(user_id, key, fingerprint)
             if existing:
                 return {"order": existing[0], "created": False}
         # The two lookups are independent AMQP round trips: run them side by side.
@@ -57,7 +58,7 @@ class OrderService(ServiceBase):
         priced, currency = self.catalog.price_lines(lines)
         address = address_lookup.wait()
         order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key,
-                                                    deadline=self.caller_deadline)
+                                                    deadline=self.caller_deadline, fingerprint=fingerprint)
         # Committed: from here on nothing may fail the call, or the shopper would retry an order that exists.
         self._cache(order, version)
         if created:

@@ -3,6 +3,7 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from shop_common.errors import ValidationError
+from svc_order import schemas
 from svc_order.service import OrderService
 
 BODY = {"items": [{"product_id": "p1", "quantity": 2}], "payment_method": "pm_card_visa"}
@@ -22,7 +23,8 @@ def test_repeated_idempotency_key_returns_the_first_order():
     service.orders.find_by_idempotency_key.return_value = ({"id": "o1", "status": "PAID"}, 3)
     result = service.place_order("user-1", BODY, "key-1")
     assert result == {"order": {"id": "o1", "status": "PAID"}, "created": False}
-    service.orders.find_by_idempotency_key.assert_called_once_with("user-1", "key-1")
+    service.orders.find_by_idempotency_key.assert_called_once_with(
+        "user-1", "key-1", schemas.request_fingerprint(BODY["items"], "pm_card_visa"))
     service.catalog.price_lines.assert_not_called()
     service.orders.place.assert_not_called()
 
@@ -39,7 +41,9 @@ def test_place_order_checks_availability_then_stores_and_caches():
 
     service.catalog.price_lines.assert_called_once_with(BODY["items"])
     service.orders.place.assert_called_once_with("user-1", priced, "USD", "pm_card_visa", {"city": "X"}, "key-2",
-                                                 deadline=service.caller_deadline)
+                                                 deadline=service.caller_deadline,
+                                                 fingerprint=schemas.request_fingerprint(BODY["items"],
+                                                                                         "pm_card_visa"))
     service.cache.put.assert_called_once_with({"id": "o2", "status": "PENDING"}, 1)
     assert result == {"order": {"id": "o2", "status": "PENDING"}, "created": True}
 

@@ -6,7 +6,10 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import events, testing
-from shop_common.errors import AmountOutOfRange, IllegalOrderTransition, OrderNotFound, RequestExpired
+from shop_common.errors import (
+    AmountOutOfRange, IdempotencyKeyReused, IllegalOrderTransition, OrderNotFound, PaymentMismatch, RequestExpired,
+)
+from svc_order import schemas
 from svc_order.dependencies import OrderStore
 from svc_order.models import notifications, outbox
 
@@ -18,13 +21,20 @@ def store(transactions_for):
     return OrderStore(transactions_for("orders"))
 
 
-def place(store, user_id=None, key=None):
-    lines = [{"product_id": "p1", "name": "One", "quantity": 2, "unit_price_cents": 250},
-             {"product_id": "p2", "name": "Two", "quantity": 1, "unit_price_cents": 1000}]
-    return store.place(user_id or str(uuid.uuid4()), lines, "USD", "pm_card_visa", ADDRESS, key)
+LINES = [{"product_id": "p1", "name": "One", "quantity": 2, "unit_price_cents": 250},
+         {"product_id": "p2", "name": "Two", "quantity": 1, "unit_price_cents": 1000}]
+
+
+def place(store, user_id=None, key=None, lines=LINES):
+    fingerprint = schemas.request_fingerprint([{"product_id": line["product_id"], "quantity": line["quantity"]}
+                                               for line in lines], "pm_card_visa")
+    return store.place(user_id or str(uuid.uuid4()), lines, "USD", "pm_card_visa", ADDRESS, key,
+                       fingerprint=fingerprint)
 
 
 def event(event_type, order_id, **payload):
+    if event_type == events.PAYMENT_SUCCESS:
+        payload = {"amount": "15.00", **payload}  # the total of every order place() makes
     return testing.event(event_type, order_id, **payload)
 
 
@@ -56,6 +66,19 @@ def test_same_idempotency_key_gives_the_same_order(store):
     assert len(store.list_for_user(user_id)) == 1
 
 
+def test_a_key_reused_for_another_request_is_refused(store):
+    user_id = str(uuid.uuid4())
+    first, _, _ = place(store, user_id, "k1")
+    assert place(store, user_id, "k1", lines=list(reversed(LINES)))[0]["id"] == first["id"]  # same request
+    more = [dict(LINES[0], quantity=3), LINES[1]]
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        place(store, user_id, "k1", lines=more)  # the insert's unique key catches it, as in a race
+    assert refused.value.details["order_id"] == first["id"]
+    with pytest.raises(IdempotencyKeyReused):
+        store.find_by_idempotency_key(user_id, "k1", "another-fingerprint")
+    assert len(store.list_for_user(user_id)) == 1
+
+
 def test_paid_after_both_facts_in_either_order(store):
     for first, second in ((events.STOCK_UPDATED, events.PAYMENT_SUCCESS),
                           (events.PAYMENT_SUCCESS, events.STOCK_UPDATED)):
@@ -65,6 +88,17 @@ def test_paid_after_both_facts_in_either_order(store):
         view, version, final = store.apply(event(second, order["id"]))
         assert view["status"] == "PAID" and version == 3 and final == "PAID"
         assert outbox_types(store, order["id"]) == ["OrderCreated", "OrderCompleted"]
+
+
+def test_a_payment_counts_only_for_exactly_the_order_s_total(store):
+    order, _, _ = place(store)
+    for wrong in ({"amount": "0.01"}, {"amount": "15.00", "currency": "EUR"}, {"amount": "15.0"}):
+        with pytest.raises(PaymentMismatch) as refused:
+            store.apply(event(events.PAYMENT_SUCCESS, order["id"], **wrong))
+        assert refused.value.details["total"] == "15.00 USD"
+    assert store.get(order["id"])[0]["status"] == "PENDING"  # nothing applied, not even the inbox claim
+    store.apply(event(events.STOCK_UPDATED, order["id"]))
+    assert store.apply(event(events.PAYMENT_SUCCESS, order["id"]))[0]["status"] == "PAID"
 
 
 def test_a_replayed_event_is_applied_once(store):
