@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from otlp_receiver import OtlpReceiver  # noqa: E402
 from stack import ROOT, Profile, Stack  # noqa: E402
 
-ADMIN = {"email": "admin@shop.local", "password": "shop-admin-dev"}
+ADMIN_EMAIL = "admin@shop.local"
 CONFIGS = {
     "bare": (Profile("bench_bare", "shop_bench_bare_", 12, "shop_bench_bare", 29092, 28420, 28000, 29100),
              {"SHOP_METRICS": "off", "OTEL_SDK_DISABLED": "true"}),
@@ -41,10 +41,10 @@ CONFIGS = {
 class Client:
     """A shopper and a product on one copy of the shop."""
 
-    def __init__(self, base_url):
+    def __init__(self, base_url, admin_password):
         self.base = base_url
         self.http = requests.Session()
-        admin = self._token(ADMIN)
+        admin = self._token({"email": ADMIN_EMAIL, "password": admin_password})
         product = self.http.post(f"{self.base}/products", headers=admin, json={
             "sku": f"BENCH-{random.randrange(10**9)}", "name": "Bench", "price": "1.00", "stock": 1_000_000}).json()
         self.product_id = product["id"]
@@ -105,7 +105,7 @@ def main():
                 env = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
             print(f"[bench] starting the '{name}' copy of the shop", flush=True)
             stacks[name] = Stack(profile, fresh=True, extra_env=env).start()
-        clients = {name: Client(stack.profile.gateway_url) for name, stack in stacks.items()}
+        clients = {name: Client(stack.profile.gateway_url, stack.env["SHOP_ADMIN_PASSWORD"]) for name, stack in stacks.items()}
         kinds = list(next(iter(clients.values())).requests())
         samples = {name: {kind: [] for kind in kinds} for name in clients}
         for name, client in clients.items():  # warm-up: connections, caches, JIT-free but pools

@@ -196,21 +196,46 @@ class Stack:
         self.run_dir = ROOT / ".run" / profile.name
         self.log_dir = Path(log_dir or self.run_dir / "logs")
         self.config_path = self.run_dir / "supervisord.conf"
-        self.env.setdefault("STRIPE_WEBHOOK_SECRET", self._webhook_secret())
+        for name, value in self._secrets().items():
+            self.env.setdefault(name, value)  # the caller's environment wins
         self.targets_path = self.run_dir / "prometheus-targets.json"
         self.supervisord = None
         self.ctl = Supervisor(self.run_dir / "supervisor.sock")
         self.programs = self._programs()
 
     # -- preparation -----------------------------------------------------
-    def _webhook_secret(self):
-        """This machine's own webhook signing secret, made on first run; never in the repository."""
-        path = self.run_dir / "stripe-webhook-secret"
-        if not path.exists():
+    @property
+    def secrets_path(self):
+        return self.run_dir / "secrets.env"
+
+    def _secrets(self):
+        """This machine's own development secrets, made on first run (git-ignored); never in the repository.
+
+        A name missing from an older file is added, the rest kept: tokens and
+        webhooks of a running shop stay valid across restarts.
+        """
+        wanted = {
+            "SHOP_JWT_SECRET": lambda: secrets.token_urlsafe(48),
+            "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(24),
+            "SHOP_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+            "SHOP_EVENT_KEYS": lambda: ",".join(f"{producer}={secrets.token_urlsafe(32)}"
+                                                for producer in ("order_service", "inventory_service",
+                                                                 "payment_service")),
+        }
+        current = {}
+        if self.secrets_path.exists():
+            for line in self.secrets_path.read_text().splitlines():
+                name, _, value = line.partition("=")
+                if value and not name.startswith("#"):
+                    current[name.strip()] = value.strip()
+        missing = {name: make() for name, make in wanted.items() if name not in current}
+        if missing:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text("whsec_" + secrets.token_hex(24))
-        return path.read_text().strip()
+            current.update(missing)
+            self.secrets_path.touch(mode=0o600)
+            self.secrets_path.write_text("# Development secrets of this checkout, made by ops/stack.py. Not for production.\n"
+                                         + "".join(f"{name}={value}\n" for name, value in current.items()))
+        return current
 
     def register_webhook(self):
         """Tell localstripe to send its events to the gateway, signed like Stripe signs them."""
@@ -535,13 +560,12 @@ class Stack:
                    for index, name in enumerate(program.process_names(self.instance_count(program, False)))]
         lines = [
             f"gateway      {p.gateway_url}   (try {p.gateway_url}/products, {p.gateway_url}/docs/)",
-            f"admin        {self.env.get('SHOP_ADMIN_EMAIL', 'admin@shop.local')} / "
-            f"{'(from SHOP_ADMIN_PASSWORD)' if 'SHOP_ADMIN_PASSWORD' in self.env else 'shop-admin-dev'}"
+            f"admin        {self.env.get('SHOP_ADMIN_EMAIL', 'admin@shop.local')} / {self.env['SHOP_ADMIN_PASSWORD']}"
             "   (development only)",
+            f"secrets      {self.secrets_path}   (made on first run; delete it for new ones)",
             f"kafka        127.0.0.1:{p.kafka_port}   (Tansu, in memory)",
             f"localstripe  http://127.0.0.1:{p.stripe_port}   (test cards: README, Payments)",
-            f"webhooks     localstripe -> {p.gateway_url}/webhooks/stripe   "
-            f"(signing secret in {self.run_dir / 'stripe-webhook-secret'})",
+            f"webhooks     localstripe -> {p.gateway_url}/webhooks/stripe   (signing secret in {self.secrets_path.name})",
             f"postgres     {p.pg}/{p.db_prefix}{{users,products,orders,payments}}",
             f"redis        {self.env['REDIS_URL']}",
             f"rabbitmq     {self.env['AMQP_URI']}",

@@ -15,7 +15,7 @@ from otlp_receiver import OtlpReceiver  # noqa: E402
 from prometheus_runner import LocalPrometheus  # noqa: E402
 from stack import PROFILES, Stack  # noqa: E402
 
-ADMIN = ("admin@shop.local", "shop-admin-dev")
+ADMIN_EMAIL = "admin@shop.local"
 FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
 OPERATOR = "test-operator"  # who the tests' operator calls come from (the audit records it)
 
@@ -149,8 +149,9 @@ def api(shop):
 
 
 @pytest.fixture(scope="session")
-def admin(api):
-    return api.as_user(api.login(*ADMIN))
+def admin(api, shop):
+    # The stack's own password, generated on its first run (ops/stack.py, .run/test/secrets.env).
+    return api.as_user(api.login(ADMIN_EMAIL, shop.env["SHOP_ADMIN_PASSWORD"]))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from nameko import config
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 from nameko.rpc import Rpc
 
-from shop_common import dead_letters, faults
+from shop_common import dead_letters, faults, production
 from shop_common.faults import FLAGS, FaultFlags
 from shop_common.kafka import KafkaEventConsumer, kafka_settings
 from shop_common.metrics import ServiceTelemetry
@@ -22,6 +22,15 @@ class Operator(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return str(worker_ctx.context_data.get(OPERATOR) or "unknown")[:100]
+
+
+class StartupChecks(DependencyProvider):
+    """Refuses to start the service on a configuration that is unsafe (shop_common.production)."""
+
+    def bind(self, container, attr_name):
+        # When the container is built: before any extension's setup connects anywhere.
+        production.check_config(config)
+        return super().bind(container, attr_name)
 
 
 class FaultInjection(DependencyProvider):
@@ -65,6 +74,7 @@ class ServiceBase:
 
     package = None  # the service's distribution name, e.g. "svc-order"
 
+    startup_checks = StartupChecks()
     telemetry = ServiceTelemetry()
     fault_injection = FaultInjection()
     caller_deadline = CallerDeadline()

@@ -5,9 +5,9 @@ from pathlib import Path
 from flask import Flask
 
 from shop_common.config import load_config
-from web_gateway import errors, observability
+from shop_common.production import check_config
+from web_gateway import edge, errors, observability
 from web_gateway.routes import BLUEPRINTS
-from web_gateway.routes.requests import MAX_BODY_BYTES
 from web_gateway.services import Gateway
 
 CONFIG_PATH = Path(__file__).parents[1] / "config.yaml"
@@ -15,13 +15,15 @@ CONFIG_PATH = Path(__file__).parents[1] / "config.yaml"
 
 def create_app(config=None):
     config = config or load_config(os.environ.get("SHOP_GATEWAY_CONFIG", CONFIG_PATH))
+    check_config(config)
     app = Flask(__name__)
     app.config["JWT_SECRET"] = str(config["AUTH"]["jwt_secret"])
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = edge.MAX_BODY_BYTES
     app.json.sort_keys = False
     app.extensions["gateway"] = Gateway.from_config(config)
     errors.register(app)
     observability.instrument(app)
+    edge.install(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

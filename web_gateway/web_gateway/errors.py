@@ -72,7 +72,11 @@ def register(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         code = HTTP_ERRORS.get(exc.code, "http_error")
-        return error_response(exc.code, code, exc.description or exc.name)
+        response = error_response(exc.code, code, exc.description or exc.name)
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc):

@@ -4,7 +4,7 @@ from nameko.exceptions import RpcTimeout
 
 from shop_common.errors import OrderNotFound, PaymentNotFound, ReservationNotFound
 from web_gateway.auth import admin_required
-from web_gateway.routes.requests import json_body
+from web_gateway.edge import json_body
 from web_gateway.services import SERVICE_NAMES, gateway, services
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")

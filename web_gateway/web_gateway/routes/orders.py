@@ -4,7 +4,8 @@ from flask import Blueprint, g, request
 from shop_common.logs import set_order_id
 from web_gateway import observability
 from web_gateway.auth import login_required
-from web_gateway.routes.requests import from_cache, json_body, public
+from web_gateway.edge import json_body
+from web_gateway.routes.requests import from_cache, public
 from web_gateway.services import gateway, services
 
 blueprint = Blueprint("orders", __name__)

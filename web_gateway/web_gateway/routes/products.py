@@ -4,7 +4,8 @@ from flask import Blueprint, request
 from shop_common import api
 from web_gateway import observability
 from web_gateway.auth import admin_required
-from web_gateway.routes.requests import cached_response, from_cache, json_body
+from web_gateway.edge import json_body
+from web_gateway.routes.requests import cached_response, from_cache
 from web_gateway.services import gateway, services
 
 blueprint = Blueprint("products", __name__)

@@ -3,7 +3,7 @@ from flask import Blueprint, g
 
 from shop_common.errors import InvalidCredentials
 from web_gateway.auth import login_required
-from web_gateway.routes.requests import json_body
+from web_gateway.edge import json_body
 from web_gateway.services import gateway, services
 
 blueprint = Blueprint("users", __name__)
