@@ -20,6 +20,8 @@ def make_engine(url, pool_size=10):
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # An error's log line must never carry row values (password hashes, emails, addresses).
+        hide_parameters=True,
     )
 
 

@@ -8,10 +8,27 @@ import contextvars
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from shop_common.tracing import current_ids
+
+# The last line of defence: whatever a message or a traceback quotes (a driver's error echoing a row,
+# a library's repr of a request), these never reach a log line.
+REDACTIONS = (
+    (re.compile(r"\$argon2[^\s'\",)}]*"), "[password-hash]"),
+    (re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"), "[token]"),
+    (re.compile(r"\b(?:sk|rk)_(?:test|live)_\w+|\bwhsec_\w+"), "[secret]"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
+)
+
+
+def redact(text):
+    for pattern, replacement in REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
 
 _order_id = contextvars.ContextVar("shop_order_id", default=None)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -40,7 +57,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if self.process_name:
             line["service"] = self.process_name
@@ -52,9 +69,9 @@ class JsonFormatter(logging.Formatter):
             line["order_id"] = order_id
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in line:
-                line[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+                line[key] = value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, default=str)
 
 

@@ -21,7 +21,7 @@ def run_migrations(metadata, version_table, config_path):
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, version_table=version_table)
         with context.begin_transaction():
