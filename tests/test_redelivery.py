@@ -7,6 +7,7 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.structs import OffsetAndMetadata
 
+from shop_common import event_signing
 from shop_common.kafka import make_consumer
 
 
@@ -46,7 +47,9 @@ def test_redelivered_order_created_does_not_deduct_or_charge_twice(shop, shopper
 
     topic, key, envelope, headers = _outbox_row(shop, order["id"])
     producer = KafkaProducer(bootstrap_servers=shop.env["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
-    sent = producer.send(topic, key=key.encode(), value=json.dumps(envelope).encode(),
+    # Signed as the Order service's relay signs it: a genuine duplicate, not a forgery.
+    signed = event_signing.sign(envelope, event_signing.parse_keys(shop.env["SHOP_EVENT_KEYS"])["order_service"])
+    sent = producer.send(topic, key=key.encode(), value=json.dumps(signed).encode(),
                          headers=[(k, str(v).encode()) for k, v in headers.items()]).get(timeout=10)
     producer.close()
     for group in ("inventory_service", "payment_service"):

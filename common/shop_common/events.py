@@ -320,13 +320,17 @@ def encode(event):
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-def decode(raw):
+def decode(raw, verify=None):
+    """The event in ``raw``, at the latest version of its type; ``verify(event)`` first sees it as sent
+    (shop_common.event_signing). Raises MalformedEvent."""
     try:
         event = json.loads(raw)
     except (TypeError, ValueError) as exc:
         raise MalformedEvent(f"not JSON: {exc}")
     if not isinstance(event, dict):
         raise MalformedEvent("not a JSON object")
+    if verify is not None:
+        verify(event)
     event = validate(event)
     latest = LATEST.get(event["event_type"])
     if latest is not None and event["event_version"] < latest:

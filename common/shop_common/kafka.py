@@ -41,9 +41,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
-from shop_common import events, faults
+from shop_common import event_signing, events, faults
 from shop_common.errors import DomainError, TransientError
-from shop_common.metrics import KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION
+from shop_common.metrics import EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._consumer = None
         self._dead_letters = None
         self._servers = None
+        self._keys = {}  # producer -> its signing key, to verify events with
         self._running = False
         self._loop_exited = Event()
         self._in_flight = {}  # TopicPartition -> _Claim
@@ -183,6 +184,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._stall_seconds = float(settings.get("stall_seconds", STALL_SECONDS))
         self._lag_refresh_seconds = float(settings.get("lag_refresh_seconds", LAG_REFRESH_SECONDS))
         self._dead_letters = make_producer(self._servers)
+        self._keys = event_signing.configured_keys()
 
     def start(self):
         topics = sorted({provider.topic for provider in self._providers})
@@ -434,7 +436,11 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
     def _process_record(self, claim, record):
         headers = headers_to_dict(record.headers)
         try:
-            event = events.decode(record.value)
+            event = events.decode(record.value, verify=lambda sent: event_signing.verify(sent, record.topic, self._keys))
+        except event_signing.UntrustedEvent as exc:
+            EVENTS_UNTRUSTED.labels(self.container.service_name, record.topic).inc()
+            self._dead_letter(claim, record, headers, None, "untrusted", str(exc))
+            return
         except events.MalformedEvent as exc:
             self._dead_letter(claim, record, headers, None, "malformed", str(exc))
             return

@@ -37,6 +37,9 @@ RPC_ERRORS = Counter(
 KAFKA_HANDLE_DURATION = Histogram(
     "shop_kafka_handle_duration_seconds", "Kafka handler processing time by outcome (ok, retry, dead_letter).",
     ["service", "topic", "event_type", "outcome"], buckets=LATENCY_BUCKETS)
+EVENTS_UNTRUSTED = Counter(
+    "shop_events_untrusted_total", "Events dead-lettered because their topic's owner did not sign them.",
+    ["service", "topic"])
 KAFKA_CONSUMER_LAG = Gauge(
     "shop_kafka_consumer_lag", "Messages between the partition's end and the offset committed for it.",
     ["service", "topic", "partition"])

@@ -29,10 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_common import events, faults
+from shop_common import event_signing, events, faults
 from shop_common.db import Transactions, make_engine
 from shop_common.kafka import kafka_settings, make_producer
 from shop_common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
+from shop_common.production import UnsafeConfiguration
 from shop_common.tracing import context_from, current_carrier, tracer
 
 TRACER = tracer(__name__)
@@ -133,8 +134,9 @@ def backlog(session, table):
 class OutboxPublisher:
     """Publishes one batch of unpublished rows; usable without Nameko."""
 
-    def __init__(self, engine, table, producer, service, ack_timeout_seconds=ACK_TIMEOUT_SECONDS):
+    def __init__(self, engine, table, producer, service, signing_key, ack_timeout_seconds=ACK_TIMEOUT_SECONDS):
         self.transactions = Transactions(engine)
+        self.signing_key = signing_key  # this service's own (shop_common.event_signing)
         self.table = table
         self.producer = producer
         self.service = service
@@ -184,7 +186,7 @@ class OutboxPublisher:
             return self.producer.send(
                 row.topic,
                 key=row.message_key.encode() if row.message_key else None,
-                value=events.encode(row.envelope),
+                value=events.encode(event_signing.sign(row.envelope, self.signing_key)),
                 headers=[(key, str(value).encode()) for key, value in headers.items()],
             )
 
@@ -212,7 +214,12 @@ class OutboxRelay(DependencyProvider):
     def setup(self):
         self.engine = make_engine(config["DATABASE_URL"], pool_size=3)
         self.servers = kafka_settings().get("bootstrap_servers", "127.0.0.1:9092")
-        self.publisher = OutboxPublisher(self.engine, self.table, None, self.container.service_name)
+        service = self.container.service_name
+        key = event_signing.configured_keys().get(service)
+        if not key:
+            raise UnsafeConfiguration(f"refusing to start: SHOP_EVENT_KEYS has no key for {service}, "
+                                      "whose events would be unsigned")
+        self.publisher = OutboxPublisher(self.engine, self.table, None, service, key)
 
     def start(self):
         self._running = True

@@ -10,10 +10,18 @@ from nameko import config
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
 
-from shop_common import events
+from shop_common import event_signing, events
 from shop_common.errors import DomainError
 from shop_common.kafka import kafka_event
 
+
+# Every test topic is the tester's: it signs what it publishes there, as a producing service does.
+PRODUCER, KEY = "tester", "kafka-entrypoint-test-key-0123456789"
+
+
+def owned(name):
+    event_signing.TOPIC_OWNERS[name] = PRODUCER
+    return name
 
 
 class WorkerContextProvider(DependencyProvider):
@@ -28,7 +36,7 @@ def topic(broker):
     admin.create_topics([NewTopic(name, 1, 1), NewTopic(events.DEAD_LETTER_TOPIC, 1, 1)]
                         if events.DEAD_LETTER_TOPIC not in admin.list_topics() else [NewTopic(name, 1, 1)])
     admin.close()
-    return name
+    return owned(name)
 
 
 def new_topic(broker, partitions=1):
@@ -37,7 +45,7 @@ def new_topic(broker, partitions=1):
     admin = KafkaAdminClient(bootstrap_servers=broker)
     admin.create_topics([NewTopic(name, partitions, 1)])
     admin.close()
-    return name
+    return owned(name)
 
 
 def publish(broker, topic, values):
@@ -48,12 +56,17 @@ def publish(broker, topic, values):
     producer.close()
 
 
+def signed(event):
+    return events.encode(event_signing.sign(event, KEY.encode()))
+
+
 def envelope(event_type="Thing", **payload):
-    return events.encode(events.new_event(event_type, payload, order_id="order-1"))
+    return signed(events.new_event(event_type, payload, order_id="order-1", producer=PRODUCER))
 
 
 def run_service(broker, service_cls, group, **kafka):
-    with config.patch({"KAFKA": {"bootstrap_servers": broker, "group_id": group, **kafka}}):
+    with config.patch({"KAFKA": {"bootstrap_servers": broker, "group_id": group, **kafka},
+                       "EVENTS": {"keys": f"{PRODUCER}={KEY}"}}):
         container = ServiceContainer(service_cls)
         container.start()
     return container
@@ -194,7 +207,8 @@ def order_created(order_id="order-1", **changes):
     """A valid OrderCreated, then ``changes`` applied as a forger would (no validation)."""
     event = events.new_event(events.ORDER_CREATED, {
         "order_id": "order-1", "user_id": "u1", "items": [{"product_id": "p1", "quantity": 1, "unit_price_cents": 100}],
-        "total_cents": 100, "currency": "USD", "payment_method": "pm_card_visa"}, order_id="order-1", version=1)
+        "total_cents": 100, "currency": "USD", "payment_method": "pm_card_visa"}, order_id="order-1", version=1,
+        producer=PRODUCER)
     event = dict(event, order_id=order_id, payload=dict(event["payload"], order_id=order_id))
     return dict(event, **changes)
 
@@ -211,16 +225,16 @@ def test_poison_events_are_dead_lettered_at_once_and_the_partition_moves_on(brok
 
     no_order_id = order_created()
     del no_order_id["order_id"]
-    poison = [
-        events.encode(dict(no_order_id, payload={k: v for k, v in no_order_id["payload"].items() if k != "order_id"})),
-        events.encode(order_created("x" * 37)),  # an order id longer than any the shop makes
-        events.encode(order_created(event_version=9)),  # a version nobody here knows
-        events.encode(order_created(payload={"order_id": "order-1", "items": "many"})),
+    poison = [  # signed by the topic's owner, so only their contents are wrong
+        signed(dict(no_order_id, payload={k: v for k, v in no_order_id["payload"].items() if k != "order_id"})),
+        signed(order_created("x" * 37)),  # an order id longer than any the shop makes
+        signed(order_created(event_version=9)),  # a version nobody here knows
+        signed(order_created(payload={"order_id": "order-1", "items": "many"})),
     ]
     group = f"g-{uuid.uuid4().hex[:6]}"
     container = run_service(broker, Orders, group)
     try:
-        publish(broker, topic, poison + [events.encode(order_created("order-2"))])
+        publish(broker, topic, poison + [signed(order_created("order-2"))])
         wait_until(lambda: committed(broker, group, topic) == 5)
     finally:
         container.stop()
@@ -228,6 +242,42 @@ def test_poison_events_are_dead_lettered_at_once_and_the_partition_moves_on(brok
     errors = [dict(record.headers)["x-error"].decode() for record in dead_letters_from(broker, topic)]
     assert len(errors) == 4 and all(error.startswith("malformed") for error in errors), errors
     assert "unknown version 9" in errors[2]
+
+
+def test_events_their_topic_s_owner_did_not_sign_are_dead_lettered_as_untrusted_and_counted(broker, topic):
+    from shop_common.metrics import EVENTS_UNTRUSTED
+
+    handled = []
+
+    class Orders:
+        name = "orders_trusting"
+
+        @kafka_event(topic, events.ORDER_CREATED)
+        def handle(self, event):
+            handled.append(event["order_id"])
+
+    genuine = event_signing.sign(order_created("order-ok"), KEY.encode())
+    forged = [
+        events.encode(order_created("order-unsigned")),
+        events.encode(event_signing.sign(order_created("order-wrong-key"), b"a key that is not the producer's")),
+        signed(dict(order_created("order-impostor"), producer="payment_service")),  # not this topic's owner
+        events.encode(dict(genuine, payload=dict(genuine["payload"], total_cents=1))),  # altered after signing
+    ]
+    untrusted = EVENTS_UNTRUSTED.labels("orders_trusting", topic)
+    before = untrusted._value.get()
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Orders, group)
+    try:
+        publish(broker, topic, forged + [events.encode(genuine)])
+        wait_until(lambda: committed(broker, group, topic) == 5)
+    finally:
+        container.stop()
+    assert handled == ["order-ok"]
+    errors = [dict(record.headers)["x-error"].decode() for record in dead_letters_from(broker, topic)]
+    assert errors == ["untrusted: unsigned", "untrusted: the signature does not match",
+                      f"untrusted: producer 'payment_service' may not publish on {topic}",
+                      "untrusted: the signature does not match"]
+    assert untrusted._value.get() - before == 4
 
 
 def test_a_failing_partition_stalls_only_itself_and_lag_counts_from_the_committed_offset(broker):

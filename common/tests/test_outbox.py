@@ -12,9 +12,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import select, text, update
 
-from shop_common import events, outbox
+from shop_common import event_signing, events, outbox
 from shop_common.outbox import OutboxPublisher
 from shop_common.tracing import context, context_from, current_carrier
+
+KEY = b"outbox-test-key-0123456789abcdef0123"
 
 
 @pytest.fixture
@@ -42,7 +44,8 @@ def stage(transactions, table, count, traceparent=None):
     order_id = str(uuid.uuid4())
     staged = [events.new_event(events.ORDER_CREATED, {
         "order_id": order_id, "user_id": "u1", "items": [{"product_id": f"p{n}", "quantity": 1, "unit_price_cents": 1}],
-        "total_cents": 1, "currency": "USD", "payment_method": "pm_card_visa"}, order_id=order_id, version=1)
+        "total_cents": 1, "currency": "USD", "payment_method": "pm_card_visa"}, order_id=order_id, version=1,
+        producer="order_service")
               for n in range(count)]
     token = context.attach(context_from({"traceparent": traceparent})) if traceparent else None
     try:
@@ -78,18 +81,22 @@ def drain(publisher):
 def test_rows_are_published_in_order_then_marked(broker, orders_topic, transactions, table):
     order_id, event_ids = stage(transactions, table, 5)
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
-    drain(OutboxPublisher(transactions.engine, table, producer, "test"))
+    drain(OutboxPublisher(transactions.engine, table, producer, "test", KEY))
     producer.close()
     assert unpublished_ids(transactions, table, event_ids) == set()
     mine = [record for record in read_all(broker, orders_topic) if record.key == order_id.encode()]
     assert [json.loads(record.value)["event_id"] for record in mine] == event_ids
+    for record in mine:  # signed with the service's key (shop_common.event_signing)
+        event_signing.verify(json.loads(record.value), orders_topic, {"order_service": KEY})
+        with pytest.raises(event_signing.UntrustedEvent):
+            event_signing.verify(json.loads(record.value), orders_topic, {"order_service": b"another key"})
 
 
 def test_nothing_is_marked_when_the_broker_does_not_acknowledge(transactions, table):
     _, event_ids = stage(transactions, table, 2)
     producer = KafkaProducer(bootstrap_servers="127.0.0.1:9", request_timeout_ms=1000, max_block_ms=1000,
                              api_version=(3, 9))
-    publisher = OutboxPublisher(transactions.engine, table, producer, "test")
+    publisher = OutboxPublisher(transactions.engine, table, producer, "test", KEY)
     with pytest.raises(Exception):
         publisher.publish_batch()
     producer.close(timeout=1)
@@ -100,7 +107,7 @@ def test_the_trace_context_of_the_write_travels_with_the_message(broker, orders_
     caller = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
     order_id, _ = stage(transactions, table, 1, traceparent=caller)
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
-    drain(OutboxPublisher(transactions.engine, table, producer, "test"))
+    drain(OutboxPublisher(transactions.engine, table, producer, "test", KEY))
     producer.close()
     record = next(record for record in read_all(broker, orders_topic) if record.key == order_id.encode())
     traceparent = dict(record.headers)["traceparent"].decode()
@@ -118,7 +125,7 @@ def test_rows_queued_but_never_acknowledged_stay_unpublished(own_broker, transac
     admin.close()
     producer = KafkaProducer(bootstrap_servers=address, acks="all", request_timeout_ms=1000, retries=0)
     producer.send(events.ORDERS_TOPIC, value=b"warm-up").get(timeout=10)  # metadata cached: sends just queue
-    publisher = OutboxPublisher(transactions.engine, table, producer, "test", ack_timeout_seconds=2)
+    publisher = OutboxPublisher(transactions.engine, table, producer, "test", KEY, ack_timeout_seconds=2)
     drain(publisher)  # rows other tests left behind are not this test's business
     order_id, event_ids = stage(transactions, table, 3)
 
@@ -132,7 +139,7 @@ def test_rows_queued_but_never_acknowledged_stay_unpublished(own_broker, transac
 
     producer.close(timeout=1)
     producer = KafkaProducer(bootstrap_servers=address, acks="all")
-    drain(OutboxPublisher(transactions.engine, table, producer, "test"))
+    drain(OutboxPublisher(transactions.engine, table, producer, "test", KEY))
     producer.close()
     assert unpublished_ids(transactions, table, event_ids) == set()
     delivered = {json.loads(record.value)["event_id"] for record in read_all(address, events.ORDERS_TOPIC)
@@ -144,8 +151,8 @@ def test_one_relay_per_service_publishes_at_a_time(broker, orders_topic, transac
     """Two instances of a service both run a relay; the advisory lock lets one publish, so an
     order's events keep their order. The other publishes nothing while the lock is held."""
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
-    first = OutboxPublisher(transactions.engine, table, producer, "twins")
-    second = OutboxPublisher(transactions.engine, table, producer, "twins")
+    first = OutboxPublisher(transactions.engine, table, producer, "twins", KEY)
+    second = OutboxPublisher(transactions.engine, table, producer, "twins", KEY)
     drain(first)
     _, event_ids = stage(transactions, table, 2)
     with transactions.begin() as session:  # the first relay is in the middle of a batch
@@ -193,13 +200,14 @@ def test_after_a_hung_broker_every_row_is_published_and_sent_once_per_attempt(ow
     admin = KafkaAdminClient(bootstrap_servers=address)
     admin.create_topics([NewTopic(events.ORDERS_TOPIC, 1, 1)])
     admin.close()
-    drain(OutboxPublisher(transactions.engine, table, KafkaProducer(bootstrap_servers=address), "test"))
+    drain(OutboxPublisher(transactions.engine, table, KafkaProducer(bootstrap_servers=address), "test", KEY))
 
     class Relaying:
         name = "relaying"
         relay = OutboxRelay(table)
 
-    with config.patch({"DATABASE_URL": unit_databases["orders"], "KAFKA": {"bootstrap_servers": address}}):
+    with config.patch({"DATABASE_URL": unit_databases["orders"], "KAFKA": {"bootstrap_servers": address},
+                       "EVENTS": {"keys": f"relaying={KEY.decode()}"}}):
         container = ServiceContainer(Relaying)
         container.start()
     try:

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from shop_common import events
+from shop_common import event_signing, events
 
 slow = pytest.mark.chaos_slow
 
@@ -123,7 +123,7 @@ def test_7_duplicated_reordered_and_poison_events_then_the_dead_letters_replayed
     # This experiment's own events: the ones before it would only make the run longer, not harder.
     since_ms = int(datetime.fromisoformat(run.started_iso).timestamp() * 1000)
     copies = replay_shuffled(bootstrap, since_ms)
-    poison = send_poison(bootstrap)
+    poison = send_poison(bootstrap, event_signing.parse_keys(shop.env["SHOP_EVENT_KEYS"]))
     run.faults.done += [f"{copies} events sent again, shuffled", f"{poison} poison events"]
     run.settle()
 
@@ -213,19 +213,24 @@ def replay_shuffled(bootstrap, since_ms):
     return len(records)
 
 
-def send_poison(bootstrap):
-    """Messages that break the contract, on every topic."""
+def send_poison(bootstrap, keys):
+    """Messages that break the contract, on every topic: signed by the topic's owner (their contents are wrong),
+    and the same unsigned, as a forger without the key would send them."""
     sent = 0
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     for topic, event_type in ((events.ORDERS_TOPIC, events.ORDER_CREATED),
                               (events.INVENTORY_TOPIC, events.STOCK_UPDATED),
                               (events.PAYMENTS_TOPIC, events.PAYMENT_SUCCESS)):
+        owner = event_signing.TOPIC_OWNERS[topic]
         envelope = {"event_id": f"poison-{random.randrange(10**9)}", "event_type": event_type, "event_version": 1,
                     "occurred_at": events.now_iso(), "order_id": "00000000-0000-0000-0000-000000000000",
-                    "producer": "chaos", "payload": {"order_id": "00000000-0000-0000-0000-000000000000"}}
-        for value in (b"{not json", json.dumps(envelope).encode(),  # payload misses its fields
-                      json.dumps(dict(envelope, event_version=7)).encode(),  # a version nobody knows
-                      json.dumps(dict(envelope, order_id="x" * 80)).encode()):  # an id no order has
+                    "producer": owner, "payload": {"order_id": "00000000-0000-0000-0000-000000000000"}}
+        broken = (envelope,  # payload misses its fields
+                  dict(envelope, event_version=7),  # a version nobody knows
+                  dict(envelope, order_id="x" * 80))  # an id no order has
+        values = [b"{not json"] + [json.dumps(event_signing.sign(event, keys[owner])).encode() for event in broken] \
+            + [json.dumps(event).encode() for event in broken]
+        for value in values:
             producer.send(topic, key=b"poison", value=value)
             sent += 1
     producer.flush()
