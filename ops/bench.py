@@ -25,7 +25,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).parent))
 
 from otlp_receiver import OtlpReceiver  # noqa: E402
-from stack import ROOT, Profile, Stack  # noqa: E402
+from stack import LOAD_TEST_LIMITS, ROOT, Profile, Stack  # noqa: E402
 
 ADMIN_EMAIL = "admin@shop.local"
 CONFIGS = {
@@ -104,7 +104,7 @@ def main():
             if name == "full":
                 env = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
             print(f"[bench] starting the '{name}' copy of the shop", flush=True)
-            stacks[name] = Stack(profile, fresh=True, extra_env=env).start()
+            stacks[name] = Stack(profile, fresh=True, extra_env={**env, **LOAD_TEST_LIMITS}).start()
         clients = {name: Client(stack.profile.gateway_url, stack.env["SHOP_ADMIN_PASSWORD"]) for name, stack in stacks.items()}
         kinds = list(next(iter(clients.values())).requests())
         samples = {name: {kind: [] for kind in kinds} for name in clients}

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "ops"))
 
 from otlp_receiver import OtlpReceiver  # noqa: E402
 from prometheus_runner import LocalPrometheus  # noqa: E402
-from stack import PROFILES, Stack  # noqa: E402
+from stack import LOAD_TEST_LIMITS, PROFILES, Stack  # noqa: E402
 
 ADMIN_EMAIL = "admin@shop.local"
 FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
@@ -54,7 +54,9 @@ def shop(otlp):
            # 6 ms per intent to list, and under the chaos suite's load a shorter interval or a longer window
            # kept it busy enough to slow every charge down (settle times grew up to 15-fold).
            "SHOP_RECONCILE_INTERVAL_SECONDS": "20", "SHOP_RECONCILE_WINDOW_SECONDS": "60",
-           "SHOP_RECONCILE_GRACE_SECONDS": "3", "SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS": "2"}
+           "SHOP_RECONCILE_GRACE_SECONDS": "3", "SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS": "2",
+           # As behind one load balancer: tests tell clients apart with X-Forwarded-For.
+           "SHOP_TRUSTED_PROXIES": "1", **LOAD_TEST_LIMITS}
     # Two instances of every service, as in production, and a third in reserve for scaling out.
     # The second Order instance still sends OrderCreated v1, as during a rollout: both are on the wire.
     stack = Stack(PROFILES["test"], fresh=True, extra_env=env, replicas=int(os.environ.get("REPLICAS", 2)), spare=1,

@@ -71,3 +71,25 @@ def test_patch_profile(shopper):
     assert me["address"]["city"] == "Shelbyville"
     bad = shopper.patch("/users/me", json={"email": "x@y.z"})
     assert bad.status_code == 400 and "email" in bad.json()["error"]["details"]
+
+
+def test_forty_parallel_guesses_get_five_checks_and_the_owner_still_logs_in(api):
+    """Through the real gunicorn and Redis: counted before the check, per account and client (one trusted
+    proxy in front, as the test stack is configured: X-Forwarded-For tells clients apart)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    email, password, _ = api.register()
+
+    def guess(_):
+        return api.post("/auth/login", json={"email": f" {email.upper()} ", "password": "wrong-guess"},
+                        headers={"X-Forwarded-For": "198.51.100.23"})
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(guess, range(40)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * 5 + [429] * 35
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["Retry-After"]) > 0
+    owner = api.post("/auth/login", json={"email": email, "password": password},
+                     headers={"X-Forwarded-For": "203.0.113.50"})
+    assert owner.status_code == 200

@@ -5,11 +5,20 @@ import jwt
 import pytest
 import redis
 
-from web_gateway.app import create_app
+from shop_common.config import load_config
+from web_gateway.app import CONFIG_PATH, create_app
 from web_gateway.rpc import RpcClients
 
 SECRET = "gateway-test-secret-0123456789abcdef"
 REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def app_config(**overrides):
+    """config.yaml as shipped (its rate limits too), with RPC in memory and this test's Redis and secret."""
+    config = load_config(CONFIG_PATH)
+    config.update({"AMQP_URI": "memory://", "REDIS_URL": REDIS_URL, "AUTH": {"jwt_secret": SECRET},
+                   "SERVICES": ["order_service"]}, **overrides)
+    return config
 
 
 @pytest.fixture
@@ -31,8 +40,7 @@ def calls(monkeypatch):
 @pytest.fixture
 def client(calls):
     redis.Redis.from_url(REDIS_URL).flushdb()
-    app = create_app({"AMQP_URI": "memory://", "REDIS_URL": REDIS_URL, "AUTH": {"jwt_secret": SECRET},
-                      "SERVICES": ["order_service"]})
+    app = create_app(app_config())
     return app.test_client()
 
 

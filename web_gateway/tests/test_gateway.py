@@ -8,7 +8,7 @@ from nameko.exceptions import RemoteError, RpcTimeout
 from shop_common import errors
 
 from web_gateway.app import create_app
-from web_gateway.tests.conftest import REDIS_URL, SECRET, auth
+from web_gateway.tests.conftest import REDIS_URL, app_config, auth
 
 def remote(exc_type, message, details=None):
     """What a service's domain error is at the gateway: the catalogue's class (it crosses RPC as itself)."""
@@ -103,30 +103,6 @@ def test_order_cache_never_goes_back_to_an_older_version():
     assert cache.get("ov")["status"] == "PAID"
 
 
-def test_failed_logins_are_throttled_per_email(client, calls):
-    answers, seen = calls
-    answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
-    for _ in range(10):
-        assert client.post("/auth/login", json={"email": "Ann@Example.com", "password": "x"}).status_code == 401
-    blocked = client.post("/auth/login", json={"email": "ann@example.com", "password": "right-one"})
-    assert blocked.status_code == 429 and blocked.json["error"]["code"] == "rate_limited"
-    assert len(seen) == 10  # the eleventh never reached the User service
-    other = client.post("/auth/login", json={"email": "bob@example.com", "password": "x"})
-    assert other.status_code == 401
-
-
-def test_successful_login_clears_the_failures(client, calls):
-    answers, _ = calls
-    answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
-    for _ in range(9):
-        client.post("/auth/login", json={"email": "cy@example.com", "password": "x"})
-    answers[("user_service", "login")] = {"access_token": "t", "token_type": "Bearer", "expires_in": 60}
-    assert client.post("/auth/login", json={"email": "cy@example.com", "password": "ok"}).status_code == 200
-    answers[("user_service", "login")] = remote("InvalidCredentials", "email or password is wrong")
-    for _ in range(9):
-        assert client.post("/auth/login", json={"email": "cy@example.com", "password": "x"}).status_code == 401
-
-
 def test_an_order_id_does_not_outlive_its_request_in_the_logs(client, calls):
     from shop_common import logs
 
@@ -141,8 +117,7 @@ def test_an_order_id_does_not_outlive_its_request_in_the_logs(client, calls):
 def test_with_redis_away_reads_come_from_the_services_and_login_is_refused_not_guessed(calls):
     """A port where nothing listens stands for Redis down: caches become misses, never 500s."""
     answers, seen = calls
-    app = create_app({"AMQP_URI": "memory://", "REDIS_URL": "redis://127.0.0.1:9/0",
-                      "AUTH": {"jwt_secret": SECRET}, "SERVICES": ["order_service"]})
+    app = create_app(app_config(REDIS_URL="redis://127.0.0.1:9/0"))
     client = app.test_client()
     answers[("product_service", "get_product")] = {"id": "p1", "stock": 3}
     answers[("product_service", "list_products")] = {"items": [], "page": 1}

@@ -6,7 +6,7 @@ from flask import Flask
 
 from shop_common.config import load_config
 from shop_common.production import check_config
-from web_gateway import edge, errors, observability
+from web_gateway import edge, errors, observability, throttling
 from web_gateway.routes import BLUEPRINTS
 from web_gateway.services import Gateway
 
@@ -24,6 +24,7 @@ def create_app(config=None):
     errors.register(app)
     observability.instrument(app)
     edge.install(app)
+    throttling.install(app, config)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

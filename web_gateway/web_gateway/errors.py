@@ -32,9 +32,10 @@ HTTP_ERRORS = {
 
 
 class ApiError(Exception):
-    def __init__(self, status, code, message, details=None):
+    def __init__(self, status, code, message, details=None, headers=None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers or {}
 
 
 def error_response(status, code, message, details=None, **extra):
@@ -49,7 +50,9 @@ def error_response(status, code, message, details=None, **extra):
 def register(app):
     @app.errorhandler(ApiError)
     def api_error(exc):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(DomainError)
     @app.errorhandler(TransientError)  # e.g. Stripe's webhook delivery retries the 503 of a busy payment

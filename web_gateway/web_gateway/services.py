@@ -1,4 +1,4 @@
-"""What the routes talk to: the five services over RPC, the caches, the login throttle.
+"""What the routes talk to: the five services over RPC, and the caches.
 
 ``services()`` gives a request the services by role (``users``, ``products``, ``inventory``,
 ``orders``, ``payments``), each called by method name: ``services().orders.place_order(...)``.
@@ -12,7 +12,6 @@ import redis
 from flask import current_app, g
 
 from shop_common.cache import OrderCache, ProductCache
-from web_gateway.auth import LoginThrottle
 from web_gateway.rpc import RpcClients
 
 SERVICE_NAMES = {"users": "user_service", "products": "product_service", "inventory": "inventory_service",
@@ -45,7 +44,6 @@ class Gateway:
     redis: redis.Redis
     product_cache: ProductCache
     order_cache: OrderCache
-    login_throttle: LoginThrottle
 
     @classmethod
     def from_config(cls, config):
@@ -54,8 +52,7 @@ class Gateway:
         return cls(config=config,
                    rpc=RpcClients(config["AMQP_URI"], float(config.get("RPC_TIMEOUT_SECONDS", 10))),
                    quick_rpc=RpcClients(config["AMQP_URI"], quick_timeout),
-                   redis=client, product_cache=ProductCache(client), order_cache=OrderCache(client),
-                   login_throttle=LoginThrottle(client))
+                   redis=client, product_cache=ProductCache(client), order_cache=OrderCache(client))
 
 
 def gateway():

@@ -7,12 +7,16 @@ from web_gateway.auth import login_required
 from web_gateway.edge import json_body
 from web_gateway.routes.requests import from_cache, public
 from web_gateway.services import gateway, services
+from web_gateway.throttling import account_of_caller, limiter, limits_of
 
 blueprint = Blueprint("orders", __name__)
 
 
 @blueprint.post("/orders")
 @login_required
+# Below login_required, so the account is known (Flask-Limiter checks where its innermost decorator runs).
+@limiter.limit(limits_of("orders_per_account"), key_func=account_of_caller)
+@limiter.limit(limits_of("orders_per_client"))
 def place_order():
     result = services().orders.place_order(g.user_id, json_body(), request.headers.get("Idempotency-Key"))
     set_order_id(result["order"]["id"])

@@ -1,31 +1,29 @@
-"""Accounts: registration, login (throttled per email), the caller's profile and notifications."""
-from flask import Blueprint, g
+"""Accounts: registration and login (both throttled: web_gateway.throttling), the caller's profile and notifications."""
+from flask import Blueprint, current_app, g
 
-from shop_common.errors import InvalidCredentials
 from web_gateway.auth import login_required
 from web_gateway.edge import json_body
-from web_gateway.services import gateway, services
+from web_gateway.services import services
+from web_gateway.throttling import limiter, limits_of
 
 blueprint = Blueprint("users", __name__)
 PROFILE_FIELDS = ("id", "email", "name", "address", "preferences")
 
 
 @blueprint.post("/auth/register")
+@limiter.limit(limits_of("registrations_per_client"))
 def register():
     user = services().users.register(json_body())
     return {"id": user["id"], "email": user["email"], "name": user["name"]}, 201
 
 
 @blueprint.post("/auth/login")
+@limiter.limit(limits_of("logins_per_client"))
 def login():
     body = json_body()
-    email, throttle = body.get("email"), gateway().login_throttle
-    throttle.check(email)
-    try:
-        token = services().users.login(email, body.get("password"))
-    except InvalidCredentials:
-        throttle.failed(email)
-        raise
+    email, throttle = body.get("email"), current_app.extensions["login_throttle"]
+    throttle.attempt(email)  # counted as a failure until the password proves otherwise
+    token = services().users.login(email, body.get("password"))
     throttle.succeeded(email)
     return token
 

@@ -1,0 +1,85 @@
+"""Who may try how often: Flask-Limiter (Redis storage, shared by every gateway process), moving windows.
+
+Every counter is incremented before the request is judged and the decision
+is taken on the new value, atomically in Redis: forty parallel guesses get
+exactly the allowance through, never more.
+
+- Logins, per account *and* client address: failures only (a success clears
+  them), in tiers that slow a guesser down more and more (5 a minute, 10 in
+  15 minutes, 20 an hour, 50 a day) instead of locking the account: the owner,
+  trying from another address, is never refused because of a stranger's
+  failures (OWASP's authentication guidance).
+- Logins per client address overall (credential stuffing across accounts),
+  registrations per client address, orders per client address and per
+  account (card testing): plain rates.
+Every rate is in config.yaml (``LIMITS``).
+
+The client address is ``request.remote_addr``; behind ``TRUSTED_PROXIES``
+proxies Werkzeug's ProxyFix takes it from that many ``X-Forwarded-For`` hops,
+so clients behind a load balancer are told apart and none can pick its own.
+"""
+import hashlib
+import time
+
+from flask import current_app, g, request
+from flask_limiter import Limiter
+from limits import parse_many
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from web_gateway.errors import ApiError
+
+def client_address():
+    return request.remote_addr or "unknown"
+
+
+def account_of_caller():
+    return f"user:{g.user_id}"
+
+
+def limits_of(name):
+    """A callable Flask-Limiter reads at request time: the configured rates for ``name``."""
+    return lambda: current_app.config["LIMITS"][name]
+
+
+limiter = Limiter(key_func=client_address, strategy="moving-window", headers_enabled=True,
+                  swallow_errors=False, key_prefix="shop-limits")
+
+
+def install(app, config):
+    app.config["LIMITS"] = dict(config["LIMITS"])  # every rate is in config.yaml
+    app.config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 2}
+    proxies = int(config.get("TRUSTED_PROXIES") or 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0)
+    limiter.init_app(app)
+    app.extensions["login_throttle"] = LoginThrottle(limiter, app.config["LIMITS"][
+        "login_failures_per_account_and_client"])
+
+
+class LoginThrottle:
+    """Failed logins per (account, client address), in growing tiers; see the module doc."""
+
+    def __init__(self, flask_limiter, tiers):
+        self._flask_limiter, self.tiers = flask_limiter, parse_many(tiers)
+
+    def _key(self, email):
+        # A hash: no address is stored in Redis. Emails compare as the User service does (trimmed, lower case).
+        account = hashlib.sha256(str(email or "").strip().lower().encode()).hexdigest()
+        return account, client_address()
+
+    def attempt(self, email):
+        """Count this attempt as a failure before it is tried; refuse with 429 once a tier is full."""
+        strategy, key = self._flask_limiter.limiter, self._key(email)
+        for tier in self.tiers:
+            if not strategy.hit(tier, "login-failures", *key):
+                reset_at = strategy.get_window_stats(tier, "login-failures", *key).reset_time
+                retry_after = max(int(reset_at - time.time()) + 1, 1)
+                raise ApiError(429, "rate_limited", "Too many failed logins from here for this account; "
+                               "try again later.", {"retry_after_seconds": retry_after},
+                               headers={"Retry-After": str(retry_after)})
+
+    def succeeded(self, email):
+        strategy, key = self._flask_limiter.limiter, self._key(email)
+        for tier in self.tiers:
+            strategy.clear(tier, "login-failures", *key)
