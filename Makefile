@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench prometheus clean contracts
+.PHONY: install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench fuzz prometheus clean contracts
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -58,6 +58,9 @@ contracts: install  ## Regenerate the event JSON Schemas (refuses incompatible c
 
 shell: install  ## nameko shell on the running system (make run in another terminal): lists the operator calls.
 	PYTHONSTARTUP=ops/shell.py $(BIN)/nameko shell --config svc_order/config.yaml
+
+fuzz: install  ## Schemathesis on a copy of the shop from its /openapi.json, as shopper and admin (~25,000 requests).
+	$(BIN)/python ops/fuzz.py $(if $(N),--max-examples $(N))
 
 bench: install  ## Cost of metrics and tracing per request: three copies of the shop side by side.
 	$(BIN)/python ops/bench.py

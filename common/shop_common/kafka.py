@@ -188,6 +188,8 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
 
     def start(self):
         topics = sorted({provider.topic for provider in self._providers})
+        for topic in topics:  # a zero series from the start, so rates and alerts see the first one
+            EVENTS_UNTRUSTED.labels(self.container.service_name, topic)
         self._consumer.subscribe(topics, listener=_Rebalance(self))
         self._running = True
         self.container.spawn_managed_thread(self._run, identifier="kafka_event_consumer")

@@ -31,10 +31,30 @@ def test_nul_characters_are_refused_everywhere(model, data, field):
     assert field in refused(model, data)
 
 
-@pytest.mark.parametrize("quantity", [True, "2", 2.0, 0, 1001, None])
+@pytest.mark.parametrize("quantity", [True, "2", 2.5, 0, 1001, None])
 def test_quantities_are_whole_numbers_from_json_only(quantity):
     assert "items[0].quantity" in refused(api.NewOrder, {"items": [{"product_id": "p", "quantity": quantity}],
                                                          "payment_method": "pm"})
+
+
+def test_a_whole_number_written_with_a_fraction_is_that_number():
+    """2.0 is the integer 2 to JSON Schema (what the published contract says), so the server agrees."""
+    order = api.parse(api.NewOrder, {"items": [{"product_id": "p", "quantity": 2.0}], "payment_method": "pm"})
+    assert order.items[0].quantity == 2 and type(order.items[0].quantity) is int
+
+
+@pytest.mark.parametrize("model, data, field", [
+    (api.ProfileChanges, {}, "body"),
+    (api.ProfileChanges, {"name": None}, "name"),
+    (api.ProductChanges, {"price": None}, "price"),
+    (api.NewOrder, {"items": [{"product_id": "p", "quantity": 1}], "payment_method": "pm", "coupon": "x"}, "coupon"),
+    (api.Registration, {"email": "a@b.co", "password": "long enough", "name": "   ",
+                        "address": {"line1": "1", "city": "c", "postal_code": "p", "country": "US"}}, "name"),
+    (api.ProfileChanges, {"preferences": {"nested": {"a": 1}}}, "preferences.nested"),
+])
+def test_what_the_json_schema_forbids_the_model_refuses(model, data, field):
+    """Nothing empty to change, no null to empty a field, no unknown field, no blank text, flat preferences."""
+    assert field in refused(model, data)
 
 
 def test_passwords_are_kept_exactly_as_typed_and_other_text_is_trimmed():

@@ -8,14 +8,20 @@ from shop_common.money import format_amount
 
 
 def order_request(body):
-    """{"items": [{"product_id", "quantity"}], "payment_method"} -> (lines, payment_method)."""
+    """{"items": [{"product_id", "quantity"}], "payment_method"} -> (lines, payment_method).
+
+    Lines of one product add up to one line (at most MAX_QUANTITY units), in the order each product
+    first appears: JSON Schema cannot say "unique by product id", so the contract allows repeats.
+    """
     order = api.parse(api.NewOrder, body, "invalid order")
-    seen = set()
+    quantities = {}
     for index, line in enumerate(order.items):
-        if line.product_id in seen:
-            raise ValidationError("invalid order", {f"items[{index}].product_id": "appears more than once"})
-        seen.add(line.product_id)
-    return [line.model_dump() for line in order.items], order.payment_method
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+        if quantities[line.product_id] > api.MAX_QUANTITY:
+            raise ValidationError("invalid order", {f"items[{index}].quantity": "one product's lines add up to at "
+                                                                                f"most {api.MAX_QUANTITY}"})
+    return [{"product_id": product_id, "quantity": quantity} for product_id, quantity in quantities.items()], \
+        order.payment_method
 
 
 def idempotency_key(value):
@@ -33,10 +39,10 @@ def request_fingerprint(lines, payment_method):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def order_search(status, older_than_seconds, limit):
-    """An operator's order search -> keyword arguments for OrderStore.find."""
-    return api.parse(api.OrderSearch, {"status": status, "older_than_seconds": older_than_seconds, "limit": limit},
-                     "invalid order search").model_dump()
+def order_search(email, status, older_than_seconds, limit):
+    """An operator's order search -> its email, and keyword arguments for OrderStore.find."""
+    return api.parse(api.OrderSearch, {"email": email, "status": status, "older_than_seconds": older_than_seconds,
+                                       "limit": limit}, "invalid order search").model_dump()
 
 
 def item_view(row, currency):

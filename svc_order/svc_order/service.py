@@ -104,7 +104,8 @@ class OrderService(ServiceBase):
     @rpc
     def find_orders(self, email=None, status=None, older_than_seconds=None, limit=50):
         """Operator call: orders newest first, of the user with this email, in this status, at least this old."""
-        query = schemas.order_search(status, older_than_seconds, limit)
+        query = schemas.order_search(email, status, older_than_seconds, limit)
+        email = query.pop("email")
         try:
             user_ids = None if email is None else [self.customers.user_id_by_email(email)]
         except UserNotFound:

@@ -57,6 +57,12 @@ def test_valid_order_request():
     assert payment_method == "pm_card_visa"
 
 
+def test_lines_of_one_product_add_up_in_the_order_each_first_appears():
+    lines, _ = schemas.order_request({"items": [{"product_id": "b", "quantity": 1}, {"product_id": "a", "quantity": 2},
+                                                {"product_id": "b", "quantity": 3}], "payment_method": "pm"})
+    assert lines == [{"product_id": "b", "quantity": 4}, {"product_id": "a", "quantity": 2}]
+
+
 @pytest.mark.parametrize("body, field", [
     ([], "body"),
     ({"payment_method": "pm"}, "items"),
@@ -111,3 +117,10 @@ def test_an_order_waiting_for_3ds_asks_the_shopper_to_confirm_then_ends_as_usual
     assert order.status == OrderStatus.PAID and order.message == message_for(OrderStatus.PAID)
     order.record_payment_action_required()  # a late notice changes nothing
     assert order.payment_status == "SUCCEEDED"
+
+
+def test_one_product_s_lines_may_not_add_up_past_the_limit():
+    with pytest.raises(ValidationError) as refused:
+        schemas.order_request({"items": [{"product_id": "a", "quantity": 600}, {"product_id": "b", "quantity": 1},
+                                         {"product_id": "a", "quantity": 401}], "payment_method": "pm"})
+    assert refused.value.details == {"items[2].quantity": "one product's lines add up to at most 1000"}

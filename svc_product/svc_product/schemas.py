@@ -1,6 +1,5 @@
 """Validation of product input and the product's public shape."""
 from shop_common import api
-from shop_common.errors import ValidationError
 from shop_common.money import format_amount, parse_amount
 
 
@@ -27,9 +26,7 @@ def new_product(data):
 def product_changes(data, currency):
     """The changes asked for a product priced in ``currency`` (which never changes)."""
     changes = api.parse(api.ProductChanges, data, "invalid product change", currency=currency)
-    changes = changes.model_dump(exclude_none=True)
-    if not changes:
-        raise ValidationError("nothing to change", {"body": "give at least one of name, description, price, stock, active"})
+    changes = changes.model_dump(exclude_unset=True)
     if "price" in changes:
         changes["price_cents"] = parse_amount(changes.pop("price"), currency)
     return changes

@@ -14,14 +14,15 @@ import re
 from flask import g, request
 from opentelemetry import trace
 
+from shop_common import api
 from web_gateway.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
-# C0 controls but tab, newline and carriage return (free text may hold lines), DEL, C1, lone surrogates.
-BODY_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-# Identifiers and query values are one line: no control character at all.
-PARAMETER_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# One definition with the request models' JSON Schema (shop_common.api): free text may hold lines,
+# identifiers and query values are one line.
+BODY_FORBIDDEN = re.compile(f"[{api.CONTROL}\ud800-\udfff]")
+PARAMETER_FORBIDDEN = re.compile(f"[{api.LINE_CONTROL}\ud800-\udfff]")
 
 
 def refuse(field, problem):

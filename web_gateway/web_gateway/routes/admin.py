@@ -2,6 +2,7 @@
 from flask import Blueprint, request
 from nameko.exceptions import RpcTimeout
 
+from shop_common import api
 from shop_common.errors import OrderNotFound, PaymentNotFound, ReservationNotFound
 from web_gateway.auth import admin_required
 from web_gateway.edge import json_body
@@ -50,15 +51,17 @@ def get_order(order_id):
 @blueprint.post("/orders/<order_id>/cancel")
 @admin_required
 def cancel_order(order_id):
-    return services().orders.cancel_order(order_id, json_body().get("reason"))
+    cancel = api.parse(api.CancelRequest, json_body(), "invalid cancel request")
+    return services().orders.cancel_order(order_id, cancel.reason)
 
 
 @blueprint.post("/products/<product_id>/stock")
 @admin_required
 def adjust_stock(product_id):
     """Add or remove units as a delta (never a new total: a concurrent order is never overwritten)."""
-    body = json_body()
-    return services().inventory.adjust_stock(product_id, body.get("delta"), body.get("reason"))
+    # The body's shape here (an operator's call takes the same values as arguments); Inventory checks them again.
+    change = api.parse(api.StockAdjustment, json_body(), "invalid stock adjustment")
+    return services().inventory.adjust_stock(product_id, change.delta, change.reason)
 
 
 @blueprint.get("/products/<product_id>/stock")
