@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench fuzz prometheus clean contracts
+.PHONY: compose-env install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench fuzz prometheus clean contracts
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -16,6 +16,9 @@ $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PAC
 	touch $(STAMP)
 
 install: $(STAMP)
+
+compose-env:  ## Secrets for docker compose: .env and RabbitMQ's users (kept if they exist; FORCE=1 for new ones).
+	$(PYTHON) ops/compose_env.py $(if $(FORCE),--force)
 
 run: install  ## Start the whole shop on local defaults (REPLICAS=2 for two of each service); Ctrl-C stops it.
 	$(BIN)/python ops/stack.py run

@@ -62,8 +62,8 @@ def test_unknown_product_is_404(shopper):
 @pytest.mark.parametrize("body, field", [
     ({"items": [], "payment_method": "pm_card_visa"}, "items"),
     ({"items": [{"product_id": "p", "quantity": 0}], "payment_method": "pm_card_visa"}, "items[0].quantity"),
-    ({"items": [{"product_id": "p", "quantity": 1}, {"product_id": "p", "quantity": 2}],
-      "payment_method": "pm_card_visa"}, "items[1].product_id"),
+    ({"items": [{"product_id": "p", "quantity": 600}, {"product_id": "p", "quantity": 401}],
+      "payment_method": "pm_card_visa"}, "items[1].quantity"),  # one product's lines add up past 1000
     ({"items": [{"product_id": f"p{i}", "quantity": 1} for i in range(51)], "payment_method": "pm_card_visa"},
      "items"),
     ({"items": [{"product_id": "p", "quantity": 1}]}, "payment_method"),
@@ -115,3 +115,15 @@ def test_list_orders_newest_first(shopper, admin):
     listed = [order["id"] for order in shopper.get("/orders").json()["items"]]
     assert listed == list(reversed(ids))
 
+
+
+def test_lines_of_one_product_are_one_line_of_their_sum(shopper, admin):
+    product = admin.create_product(admin, stock=5, price="2.00")
+    placed = shopper.post("/orders", json={"items": [{"product_id": product["id"], "quantity": 1},
+                                                     {"product_id": product["id"], "quantity": 2}],
+                                           "payment_method": "pm_card_visa"})
+    assert placed.status_code == 202
+    assert [(item["product_id"], item["quantity"]) for item in placed.json()["items"]] == [(product["id"], 3)]
+    assert placed.json()["total"] == "6.00"
+    assert shopper.wait_for_final(placed.json()["id"])["status"] == "PAID"
+    assert shopper.stock(product["id"]) == 2

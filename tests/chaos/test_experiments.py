@@ -34,8 +34,8 @@ def no_server_errors(run):
     assert not errors, f"the gateway answered 500: {errors[:3]}"
 
 
-def kill_under_load(run, program, times=4, every=(1.5, 4.0), **load):
-    run.start_load(100, **load)
+def kill_under_load(run, program, times=4, every=(1.5, 4.0), orders=70, **load):
+    run.start_load(orders, **load)
     run.wait_until_placed(10)
     run.faults.kill_repeatedly(program, times=times, every=every)
     run.settle()
@@ -53,7 +53,7 @@ def test_2_order_killed_during_concurrent_posts(experiment):
 
 @slow
 def test_3_inventory_killed_mid_load(experiment):
-    kill_under_load(experiment(), "svc_inventory")
+    kill_under_load(experiment(), "svc_inventory", orders=100)
 
 
 @slow

@@ -1,0 +1,95 @@
+"""Secrets for docker compose, made once: ``make compose-env`` writes ``.env`` (read by compose) and
+RabbitMQ's users, never committed (both git-ignored, mode 600).
+
+Every service gets its own PostgreSQL role (rights on its own database only), its own RabbitMQ user
+on the ``shop`` vhost (no guest), and the shop's secrets; all random, at least 32 bytes. Run it again
+and nothing changes: existing values are kept (``--force`` makes new ones, for a fresh deployment).
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_FILE = ROOT / ".env"
+RABBITMQ_DEFINITIONS = ROOT / ".run" / "compose" / "rabbitmq-definitions.json"
+SERVICES = ("svc_user", "svc_product", "svc_inventory", "svc_order", "svc_payment", "web_gateway")
+DATABASE_OWNERS = ("svc_user", "svc_product", "svc_inventory", "svc_order", "svc_payment")
+PRODUCERS = ("order_service", "inventory_service", "payment_service")
+
+
+def token():
+    return secrets.token_urlsafe(32)  # 43 characters
+
+
+def wanted():
+    values = {
+        "SHOP_JWT_SECRET": token(),
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
+        # localstripe takes any key; production refuses the published sk_test_localstripe.
+        "STRIPE_API_KEY": "sk_test_" + secrets.token_hex(24),
+        "SHOP_ADMIN_PASSWORD": token(),
+        "SHOP_EVENT_KEYS": ",".join(f"{producer}={token()}" for producer in PRODUCERS),
+        "POSTGRES_PASSWORD": token(),  # the superuser's: used by the init script only
+        "GRAFANA_ADMIN_PASSWORD": token(),
+    }
+    values.update({f"PG_PASSWORD_{name.upper()}": token() for name in DATABASE_OWNERS})
+    values.update({f"RABBITMQ_PASSWORD_{name.upper()}": token() for name in SERVICES})
+    return values
+
+
+def read_env(path):
+    found = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, separator, value = line.partition("=")
+            if separator and not name.lstrip().startswith("#"):
+                found[name.strip()] = value.strip()
+    return found
+
+
+def rabbitmq_hash(password):
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def rabbitmq_definitions(values):
+    users = [{"name": name, "password_hash": rabbitmq_hash(values[f"RABBITMQ_PASSWORD_{name.upper()}"]),
+              "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []} for name in SERVICES]
+    # Nameko declares its own exchanges and queues (rpc-<service>, reply queues): each user needs
+    # all three rights, on the shop's vhost only. No guest, no administrator.
+    return {"users": users, "vhosts": [{"name": "shop"}],
+            "permissions": [{"user": name, "vhost": "shop", "configure": ".*", "write": ".*", "read": ".*"}
+                            for name in SERVICES]}
+
+
+def write_private(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    os.chmod(path, 0o600)
+    path.write_text(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="new values for everything")
+    args = parser.parse_args()
+    values = wanted()
+    if not args.force:
+        values.update(read_env(ENV_FILE))
+    write_private(ENV_FILE, "# docker compose secrets, made by `make compose-env` (ops/compose_env.py). Never commit.\n"
+                  + "".join(f"{name}={value}\n" for name, value in sorted(values.items())))
+    # Read by the rabbitmq container, whose user is not this one: readable, in a git-ignored directory.
+    RABBITMQ_DEFINITIONS.parent.mkdir(parents=True, exist_ok=True)
+    RABBITMQ_DEFINITIONS.write_text(json.dumps(rabbitmq_definitions(values), indent=2))
+    os.chmod(RABBITMQ_DEFINITIONS, 0o644)
+    print(f"[compose-env] {ENV_FILE} and {RABBITMQ_DEFINITIONS} ready; admin: admin@shop.local / "
+          f"{values['SHOP_ADMIN_PASSWORD']}")
+
+
+if __name__ == "__main__":
+    main()

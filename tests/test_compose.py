@@ -1,0 +1,144 @@
+"""docker compose, checked without a Docker engine: its secrets are generated, the production checks
+accept every service as compose configures it, and PostgreSQL's init script gives each service its
+own role with rights on its own database only (run on a throwaway PostgreSQL cluster)."""
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ops"))
+
+import compose_env  # noqa: E402
+from stack import free_port  # noqa: E402
+
+from shop_common.config import load_config  # noqa: E402
+from shop_common.production import check_config  # noqa: E402
+
+COMPOSE = ROOT / "docker-compose.yml"
+CONFIGS = {"svc_user": "svc_user", "svc_product": "svc_product", "svc_inventory": "svc_inventory",
+           "svc_order": "svc_order", "svc_payment": "svc_payment", "web_gateway": "web_gateway"}
+
+
+@pytest.fixture
+def generated(tmp_path, monkeypatch):
+    monkeypatch.setattr(compose_env, "ENV_FILE", tmp_path / ".env")
+    monkeypatch.setattr(compose_env, "RABBITMQ_DEFINITIONS", tmp_path / "rabbitmq-definitions.json")
+    monkeypatch.setattr(sys, "argv", ["compose_env.py"])
+    compose_env.main()
+    return compose_env.read_env(tmp_path / ".env"), tmp_path
+
+
+def interpolate(text, values):
+    def value(match):
+        name = match.group(1)
+        assert name in values, f"docker-compose.yml uses ${{{name}}}, which make compose-env does not write"
+        return values[name]
+    return re.sub(r"\$\{(\w+):\?[^}]*\}", value, text)
+
+
+def test_every_secret_compose_reads_is_generated_strong_and_kept(generated, monkeypatch):
+    values, where = generated
+    assert oct((where / ".env").stat().st_mode & 0o777) == "0o600"
+    for name, value in values.items():
+        secret = value.split("=", 1)[-1] if name != "SHOP_EVENT_KEYS" else None
+        if secret is not None:
+            assert len(secret.encode()) >= 32, name
+    interpolate(COMPOSE.read_text(), values)  # every ${VAR:?...} has a value
+    compose_env.main()
+    assert compose_env.read_env(where / ".env") == values  # kept on a second run
+    monkeypatch.setattr(sys, "argv", ["compose_env.py", "--force"])
+    compose_env.main()
+    assert compose_env.read_env(where / ".env")["SHOP_JWT_SECRET"] != values["SHOP_JWT_SECRET"]
+
+
+def test_rabbitmq_users_are_one_per_service_with_their_passwords_and_no_guest(generated):
+    values, where = generated
+    import json
+
+    definitions = json.loads((where / "rabbitmq-definitions.json").read_text())
+    users = {user["name"]: user for user in definitions["users"]}
+    assert set(users) == set(CONFIGS) and "guest" not in users
+    for name, user in users.items():
+        raw = base64.b64decode(user["password_hash"])
+        salt, digest = raw[:4], raw[4:]
+        assert digest == hashlib.sha256(salt + values[f"RABBITMQ_PASSWORD_{name.upper()}"].encode()).digest()
+    assert {(p["user"], p["vhost"]) for p in definitions["permissions"]} == {(name, "shop") for name in CONFIGS}
+
+
+def test_production_checks_accept_every_service_as_compose_runs_it(generated, monkeypatch):
+    values, _ = generated
+    services = yaml.safe_load(interpolate(COMPOSE.read_text(), values))["services"]
+    for service, folder in CONFIGS.items():
+        environment = {key: str(value) for key, value in services[service]["environment"].items()}
+        assert environment["SHOP_ENV"] == "production"
+        for key in [key for key in os.environ if key.startswith(("SHOP_", "STRIPE_", "AMQP_", "KAFKA_"))
+                    or key.endswith("DATABASE_URL")]:
+            monkeypatch.delenv(key)
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        check_config(load_config(ROOT / folder / "config.yaml"), environment)  # raises on anything weak
+    for published in [port for service in services.values() for port in service.get("ports", ())]:
+        assert published.startswith("127.0.0.1:"), published
+
+
+def test_postgres_init_gives_each_service_its_own_database_only(generated):
+    values, _ = generated
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert binaries, "PostgreSQL's server binaries (Debian's postgresql package) are needed"
+    # A directory of its own the postgres user can reach (pytest's are private to root).
+    bin_dir, port, data = binaries[-1].parent, free_port(), Path(tempfile.mkdtemp(prefix="shop-compose-pg-"))
+    shutil.chown(data, "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(as_postgres + [str(bin_dir / "initdb"), "-D", str(data / "db"), "-U", "postgres",
+                                  "--auth-local=trust", "--auth-host=scram-sha-256"], check=True, capture_output=True)
+    subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
+                                  "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        env = dict(os.environ, POSTGRES_USER="postgres", PGHOST=str(data), PGPORT=str(port),
+                   **{name: value for name, value in values.items() if name.startswith("PG_PASSWORD_")})
+        subprocess.run(["sh", str(ROOT / "ops" / "docker" / "postgres-init.sh")], env=env, check=True,
+                       capture_output=True)
+
+        def url(role, database):
+            return f"postgresql+psycopg2://{role}:{values['PG_PASSWORD_' + role.upper()]}@127.0.0.1:{port}/{database}"
+
+        migrations = [("svc_user", "USERS_DATABASE_URL", "shop_users"),
+                      ("svc_product", "PRODUCTS_DATABASE_URL", "shop_products"),
+                      ("svc_inventory", "PRODUCTS_DATABASE_URL", "shop_products"),
+                      ("svc_order", "ORDERS_DATABASE_URL", "shop_orders"),
+                      ("svc_payment", "PAYMENTS_DATABASE_URL", "shop_payments")]
+        def migrate(role, variable, database):  # each service migrates its own database as itself
+            return subprocess.Popen([sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
+                                    cwd=ROOT / role, env=dict(os.environ, **{variable: url(role, database)}),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        for batch in (migrations[:2] + migrations[3:], migrations[2:3]):  # Inventory after Product, as in the stack
+            running = [migrate(*migration) for migration in batch]
+            for process in running:
+                output, _ = process.communicate(timeout=120)
+                assert process.returncode == 0, output.decode()[-2000:]
+
+        def psql(role, database, sql):
+            return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", role, "-d", database,
+                                   "-Atc", sql], env=dict(os.environ, PGPASSWORD=values["PG_PASSWORD_" + role.upper()]),
+                                  capture_output=True, text=True)
+
+        assert psql("svc_inventory", "shop_products", "UPDATE products SET stock = stock WHERE false").returncode == 0
+        assert "permission denied" in psql("svc_product", "shop_products", "SELECT 1 FROM stock_ledger").stderr
+        for role, database in (("svc_order", "shop_users"), ("svc_inventory", "shop_orders"),
+                               ("svc_payment", "shop_orders"), ("svc_user", "shop_payments")):
+            assert "CONNECT privilege" in psql(role, database, "SELECT 1").stderr, (role, database)
+    finally:
+        subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
