@@ -104,7 +104,7 @@ def main():
             if name == "full":
                 env = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
             print(f"[bench] starting the '{name}' copy of the shop", flush=True)
-            stacks[name] = Stack(profile, fresh=True, extra_env={**env, **LOAD_TEST_LIMITS}).start()
+            stacks[name] = Stack(profile, fresh=True, extra_env={**env, **LOAD_TEST_LIMITS, "SHOP_TOKEN_TTL_SECONDS": "3600"}).start()
         clients = {name: Client(stack.profile.gateway_url, stack.env["SHOP_ADMIN_PASSWORD"]) for name, stack in stacks.items()}
         kinds = list(next(iter(clients.values())).requests())
         samples = {name: {kind: [] for kind in kinds} for name in clients}

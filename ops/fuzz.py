@@ -23,6 +23,9 @@ from stack import LOAD_TEST_LIMITS, ROOT, Profile, Stack  # noqa: E402
 
 CONFIG = ROOT / "ops" / "schemathesis.toml"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+# Logging out everywhere and changing the password revoke the very token the fuzzer sends, after which
+# it would test nothing but 401s; tests/test_users.py covers both.
+ENDS_ITS_OWN_SESSION = ["--exclude-name", "POST /auth/logout", "--exclude-name", "POST /users/me/password"]
 PROFILE = Profile("fuzz", "shop_fuzz_", 11, "shop_fuzz", 39092, 38420, 38000, 39100)
 
 
@@ -60,7 +63,7 @@ def run(base_url, token, role, max_examples, phases="examples,coverage,fuzzing",
     sources with ``ast``, which CPython 3.11 can break when threads do it at once (seen here)."""
     argv = [str(SCHEMATHESIS), "--no-color", "--config-file", str(CONFIG), "run", f"{base_url}/openapi.json",
             "-H", f"Authorization: Bearer {token}", "--max-examples", str(max_examples), "--phases", phases,
-            "--workers", str(workers)] + (["--seed", str(seed)] if seed is not None else [])
+            "--workers", str(workers)] + (["--seed", str(seed)] if seed is not None else []) + ENDS_ITS_OWN_SESSION
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
     output = done.stdout + done.stderr
     generated = re.search(r"(\d+) generated", output)

@@ -55,6 +55,8 @@ def shop(otlp):
            # kept it busy enough to slow every charge down (settle times grew up to 15-fold).
            "SHOP_RECONCILE_INTERVAL_SECONDS": "20", "SHOP_RECONCILE_WINDOW_SECONDS": "60",
            "SHOP_RECONCILE_GRACE_SECONDS": "3", "SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS": "2",
+           # The session's admin and shoppers keep their first access token (the chaos suite runs 25 min).
+           "SHOP_TOKEN_TTL_SECONDS": "3600",
            # As behind one load balancer: tests tell clients apart with X-Forwarded-For.
            "SHOP_TRUSTED_PROXIES": "1", **LOAD_TEST_LIMITS}
     # Two instances of every service, as in production, and a third in reserve for scaling out.

@@ -93,3 +93,43 @@ def test_forty_parallel_guesses_get_five_checks_and_the_owner_still_logs_in(api)
     owner = api.post("/auth/login", json={"email": email, "password": password},
                      headers={"X-Forwarded-For": "203.0.113.50"})
     assert owner.status_code == 200
+
+
+def test_sessions_refresh_once_a_replayed_refresh_ends_them_and_logout_everywhere_revokes_access(api):
+    email, password, _ = api.register()
+    login = api.post("/auth/login", json={"email": email, "password": password}).json()
+    assert login["expires_in"] > 0 and login["refresh_token"] and login["refresh_expires_in"] > 0
+    refreshed = api.post("/auth/refresh", json={"refresh_token": login["refresh_token"]})
+    assert refreshed.status_code == 200 and refreshed.json()["refresh_token"] != login["refresh_token"]
+    assert api.get("/users/me", token=refreshed.json()["access_token"]).status_code == 200
+    replayed = api.post("/auth/refresh", json={"refresh_token": login["refresh_token"]})  # a stolen copy
+    assert replayed.status_code == 401 and replayed.json()["error"]["code"] == "invalid_refresh_token"
+    gone = api.post("/auth/refresh", json={"refresh_token": refreshed.json()["refresh_token"]})
+    assert gone.status_code == 401  # the whole session ended with it
+
+    first = api.post("/auth/login", json={"email": email, "password": password}).json()
+    second = api.post("/auth/login", json={"email": email, "password": password}).json()
+    out = api.post("/auth/logout", json={"everywhere": True}, token=second["access_token"])
+    assert out.status_code == 200 and out.json() == {"logged_out": True, "everywhere": True}
+    for session in (first, second):
+        revoked = api.get("/users/me", token=session["access_token"])
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+        assert api.post("/auth/refresh", json={"refresh_token": session["refresh_token"]}).status_code == 401
+    again = api.post("/auth/login", json={"email": email, "password": password}).json()
+    assert api.get("/users/me", token=again["access_token"]).status_code == 200  # a new login works at once
+
+
+def test_a_password_change_needs_the_current_one_and_ends_every_other_session(api):
+    email, password, _ = api.register()
+    old = api.post("/auth/login", json={"email": email, "password": password}).json()
+    wrong = api.post("/users/me/password", json={"current_password": "not-it", "new_password": "a-new-pass-2"},
+                     token=old["access_token"])
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_credentials"
+    changed = api.post("/users/me/password", json={"current_password": password, "new_password": "a-new-pass-2"},
+                       token=old["access_token"])
+    assert changed.status_code == 200 and changed.json()["refresh_token"]
+    assert api.get("/users/me", token=old["access_token"]).status_code == 401
+    assert api.post("/auth/refresh", json={"refresh_token": old["refresh_token"]}).status_code == 401
+    assert api.get("/users/me", token=changed.json()["access_token"]).status_code == 200
+    assert api.post("/auth/login", json={"email": email, "password": password}).status_code == 401
+    assert api.post("/auth/login", json={"email": email, "password": "a-new-pass-2"}).status_code == 200

@@ -156,6 +156,23 @@ class Login(RequestModel):
     password: _text(max_length=256, strip=False)
 
 
+RefreshToken = _text(max_length=200, line=True, strip=False)
+
+
+class RefreshRequest(RequestModel):
+    refresh_token: RefreshToken
+
+
+class LogoutRequest(RequestModel):
+    refresh_token: Optional[RefreshToken] = Field(default=None, description="ends this session (its family)")
+    everywhere: StrictBool = Field(default=False, description="ends every session and revokes every access token")
+
+
+class PasswordChange(RequestModel):
+    current_password: _text(max_length=256, strip=False)
+    new_password: Password
+
+
 class ProfileChanges(ChangeModel):
     name: Text = None
     address: Address = None
@@ -275,7 +292,7 @@ class StockLevel(RequestModel):
     reason: Reason
 
 
-REQUEST_MODELS = (Registration, Login, ProfileChanges, NewProduct, ProductChanges, NewOrder, CancelRequest,
+REQUEST_MODELS = (Registration, Login, RefreshRequest, LogoutRequest, PasswordChange, ProfileChanges, NewProduct, ProductChanges, NewOrder, CancelRequest,
                   StockAdjustment)
 
 

@@ -7,6 +7,10 @@ the change writes its result under the old generation, where nobody looks:
 invalidation cannot be undone by a slow reader, and no key scan is needed.
 
 Order entries carry the order's version; a write never replaces a newer one.
+
+A user's token version (bumped by logging out everywhere) is kept as long as an
+access token lives: the gateway refuses a token of an older version, and once
+the key expires every such token has expired too.
 """
 import json
 
@@ -33,6 +37,10 @@ def product_key(product_id, generation):
 
 def product_list_key(generation, page, page_size, query):
     return f"shop:products:g{generation}:p{page}:s{page_size}:q{query or ''}"
+
+
+def token_version_key(user_id):
+    return f"shop:token-version:{user_id}"
 
 
 def order_key(order_id):
@@ -99,6 +107,21 @@ class OrderCache:
         return json.loads(body) if body else None
 
 
+class TokenVersions:
+    """The current token version of users who revoked their tokens (written by Users, read by the gateway)."""
+
+    def __init__(self, redis_client):
+        self.redis = redis_client
+
+    def publish(self, user_id, version, ttl_seconds):
+        self.redis.set(token_version_key(user_id), int(version), ex=max(int(ttl_seconds), 1))
+
+    def current(self, user_id):
+        """The version a token must have at least, or None when no revocation is in force."""
+        value = self.redis.get(token_version_key(user_id))
+        return int(value) if value is not None else None
+
+
 class _RedisProvider(DependencyProvider):
     cache_class = None
 
@@ -121,3 +144,7 @@ class ProductCacheProvider(_RedisProvider):
 
 class OrderCacheProvider(_RedisProvider):
     cache_class = OrderCache
+
+
+class TokenVersionsProvider(_RedisProvider):
+    cache_class = TokenVersions

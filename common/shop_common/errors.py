@@ -80,6 +80,12 @@ class InvalidCredentials(DomainError):
     status, code = 401, "invalid_credentials"
 
 
+class InvalidRefreshToken(DomainError):
+    """A refresh token unknown, expired, revoked, or used before (which ends its whole family)."""
+
+    status, code = 401, "invalid_refresh_token"
+
+
 class UserNotFound(DomainError):
     """No user has this id: to the gateway, a token for an account that no longer exists."""
 

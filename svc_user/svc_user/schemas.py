@@ -4,7 +4,7 @@ from shop_common import api
 
 def user_view(row):
     return {"id": row.id, "email": row.email, "name": row.name, "address": row.address,
-            "preferences": row.preferences, "role": row.role}
+            "preferences": row.preferences, "role": row.role, "token_version": row.token_version}
 
 
 def email(value):
@@ -22,3 +22,19 @@ def profile_changes(data):
     if changes.get("address"):
         changes["address"] = {key: value for key, value in changes["address"].items() if value is not None}
     return changes
+
+
+def refresh_request(body):
+    return api.parse(api.RefreshRequest, body, "invalid refresh request").refresh_token
+
+
+def logout_request(body):
+    """-> (refresh token or None, everywhere)."""
+    request = api.parse(api.LogoutRequest, body or {}, "invalid logout request")
+    return request.refresh_token, request.everywhere
+
+
+def password_change(body):
+    """-> (current password, new password)."""
+    change = api.parse(api.PasswordChange, body, "invalid password change")
+    return change.current_password, change.new_password

@@ -158,3 +158,19 @@ def test_the_contract_document_lists_every_operation_of_the_openapi_document():
     text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     listed = text[text.index(OPERATIONS_BEGIN):text.index(OPERATIONS_END) + len(OPERATIONS_END) + 1]
     assert listed == operations_markdown(), "the OpenAPI document changed: run `make contracts`"
+
+
+def test_a_token_older_than_its_user_s_logout_everywhere_is_refused(client, calls):
+    from shop_common.cache import TokenVersions
+
+    answers, _ = calls
+    answers[("order_service", "list_orders")] = []
+    answers[("user_service", "logout")] = {"logged_out": True, "everywhere": True}
+    before = auth(user_id="u7")  # no "ver" claim: older than any revocation
+    assert client.get("/orders", headers=before).status_code == 200
+    TokenVersions(redis.Redis.from_url(REDIS_URL)).publish("u7", 2, ttl_seconds=60)
+    refused = client.get("/orders", headers=before)
+    assert refused.status_code == 401 and "revoked" in refused.json["error"]["message"]
+    assert client.get("/orders", headers=auth(user_id="u8")).status_code == 200  # other users are untouched
+    logout = client.post("/auth/logout", json={"everywhere": True}, headers=auth(user_id="u8"))
+    assert logout.status_code == 200

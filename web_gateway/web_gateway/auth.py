@@ -1,12 +1,29 @@
-"""Bearer tokens: verified here with the User service's shared secret, no RPC per request."""
+"""Bearer tokens: verified here with the User service's shared secret, no RPC per request; a token of a
+user who logged out everywhere is refused by its version (shop_common.cache.TokenVersions)."""
+import logging
 from functools import wraps
 
 import jwt
 from flask import current_app, g, request
+from redis.exceptions import RedisError
 
 from web_gateway.errors import ApiError
+from web_gateway.services import gateway
+
+log = logging.getLogger(__name__)
 
 ADMIN = "admin"
+
+
+def _revoked(claims):
+    """An access token older than its user's logout-everywhere. With Redis away the check is skipped (a
+    warning): tokens live minutes, and refusing every request would stop the shop."""
+    try:
+        current = gateway().token_versions.current(claims["sub"])
+    except RedisError as exc:
+        log.warning("token revocations unknown (Redis away): %r", exc)
+        return False
+    return current is not None and int(claims.get("ver") or 0) < current
 
 
 def _claims():
@@ -15,12 +32,15 @@ def _claims():
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "Send Authorization: Bearer <access_token>.")
     try:
-        return jwt.decode(token.strip(), current_app.config["JWT_SECRET"], algorithms=["HS256"], issuer="shop",
-                          options={"require": ["exp", "sub", "iss"]})
+        claims = jwt.decode(token.strip(), current_app.config["JWT_SECRET"], algorithms=["HS256"], issuer="shop",
+                            options={"require": ["exp", "sub", "iss"]})
     except jwt.ExpiredSignatureError:
-        raise ApiError(401, "unauthorized", "The access token has expired; log in again.")
+        raise ApiError(401, "unauthorized", "The access token has expired; refresh it or log in again.")
     except jwt.InvalidTokenError:
         raise ApiError(401, "unauthorized", "The access token is not valid.")
+    if _revoked(claims):
+        raise ApiError(401, "unauthorized", "The access token was revoked (logged out everywhere); log in again.")
+    return claims
 
 
 def login_required(view):

@@ -63,7 +63,7 @@ ADDRESS = {"type": "object", "required": ["line1", "city", "postal_code", "count
 
 SPEC = {
     "openapi": "3.1.0",
-    "info": {"title": "The shop", "version": "1.1.0"},
+    "info": {"title": "The shop", "version": "1.2.0"},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         "schemas": {
@@ -72,9 +72,12 @@ SPEC = {
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                                "details": {"type": "object"}}}}},
             "UserSummary": {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "email", "name")}},
-            "Token": {"type": "object", "properties": {"access_token": {"type": "string"},
-                                                       "token_type": {"const": "Bearer"},
-                                                       "expires_in": {"type": "integer"}}},
+            "Token": {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+                "access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
+                "expires_in": {"type": "integer"}, "refresh_token": {"type": "string"},
+                "refresh_expires_in": {"type": "integer"}}},
+            "LoggedOut": {"type": "object", "properties": {"logged_out": {"const": True},
+                                                           "everywhere": {"type": "boolean"}}},
             "User": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"},
                                                       "name": {"type": "string"}, "address": ADDRESS,
                                                       "preferences": {"type": "object"}}},
@@ -138,9 +141,21 @@ SPEC = {
         "/auth/register": {"post": _op("Create an account", {201: ("created", "UserSummary"), 400: ERROR,
                                                              409: ("email_taken", "Error"), 429: RATE_LIMITED},
                                        body="Registration")},
-        "/auth/login": {"post": _op("Get an access token", {200: ("token", "Token"), 400: ERROR,
-                                                            401: ("invalid_credentials", "Error"),
-                                                            429: RATE_LIMITED}, body="Login")},
+        "/auth/login": {"post": _op("Get an access token (minutes) and a refresh token (a session)",
+                                    {200: ("tokens", "Token"), 400: ERROR, 401: ("invalid_credentials", "Error"),
+                                     429: RATE_LIMITED}, body="Login")},
+        "/auth/refresh": {"post": _op(
+            "The next access and refresh tokens; the refresh token given is used up (a reused one ends the session)",
+            {200: ("tokens", "Token"), 400: ERROR, 401: ("invalid_refresh_token", "Error"), 429: RATE_LIMITED},
+            body="RefreshRequest")},
+        "/auth/logout": {"post": _op(
+            "End this session (refresh_token), or every session and every access token (everywhere)",
+            {200: ("logged out", "LoggedOut"), 400: ERROR, 401: ERROR}, body="LogoutRequest", auth=True)},
+        "/users/me/password": {"post": _op(
+            "Change the password: every session and access token ends, the answer is a new session",
+            {200: ("tokens", "Token"), 400: ERROR, 401: ("unauthorized, or invalid_credentials: the current "
+                                                          "password is wrong", "Error"), 429: RATE_LIMITED},
+            body="PasswordChange", auth=True)},
         "/users/me": {
             "get": _op("The caller's profile", {200: ("user", "User"), 401: ERROR}, auth=True),
             "patch": _op("Change name, address or preferences", {200: ("user", "User"), 400: ERROR, 401: ERROR},

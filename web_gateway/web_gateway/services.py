@@ -11,7 +11,7 @@ from functools import partial
 import redis
 from flask import current_app, g
 
-from shop_common.cache import OrderCache, ProductCache
+from shop_common.cache import OrderCache, ProductCache, TokenVersions
 from web_gateway.rpc import RpcClients
 
 SERVICE_NAMES = {"users": "user_service", "products": "product_service", "inventory": "inventory_service",
@@ -44,6 +44,7 @@ class Gateway:
     redis: redis.Redis
     product_cache: ProductCache
     order_cache: OrderCache
+    token_versions: TokenVersions
 
     @classmethod
     def from_config(cls, config):
@@ -52,7 +53,8 @@ class Gateway:
         return cls(config=config,
                    rpc=RpcClients(config["AMQP_URI"], float(config.get("RPC_TIMEOUT_SECONDS", 10))),
                    quick_rpc=RpcClients(config["AMQP_URI"], quick_timeout),
-                   redis=client, product_cache=ProductCache(client), order_cache=OrderCache(client))
+                   redis=client, product_cache=ProductCache(client), order_cache=OrderCache(client),
+                   token_versions=TokenVersions(client))
 
 
 def gateway():

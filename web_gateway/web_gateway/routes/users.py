@@ -1,5 +1,5 @@
 """Accounts: registration and login (both throttled: web_gateway.throttling), the caller's profile and notifications."""
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, g, request
 
 from web_gateway.auth import login_required
 from web_gateway.edge import json_body
@@ -26,6 +26,31 @@ def login():
     token = services().users.login(email, body.get("password"))
     throttle.succeeded(email)
     return token
+
+
+@blueprint.post("/auth/refresh")
+@limiter.limit(limits_of("logins_per_client"))
+def refresh():
+    return services().users.refresh(json_body())
+
+
+@blueprint.post("/auth/logout")
+@login_required
+def logout():
+    body = json_body() if request.content_length else {}
+    return services().users.logout(g.user_id, body)
+
+
+@blueprint.post("/users/me/password")
+@login_required
+@limiter.limit(limits_of("logins_per_client"))
+def change_password():
+    # Guesses of the current password count as failed logins of this account from this client.
+    throttle = current_app.extensions["login_throttle"]
+    throttle.attempt(f"user:{g.user_id}")
+    tokens = services().users.change_password(g.user_id, json_body())
+    throttle.succeeded(f"user:{g.user_id}")
+    return tokens
 
 
 @blueprint.get("/users/me")
