@@ -8,6 +8,7 @@ ARG COMPONENT
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SHOP_ENV=production
 
+RUN test -n "${COMPONENT}" || { echo "build with --build-arg COMPONENT=<svc_user|svc_product|svc_inventory|svc_order|svc_payment|web_gateway>" >&2; exit 1; }
 WORKDIR /app
 COPY constraints.txt ./
 COPY common ./common
