@@ -42,10 +42,10 @@ stop: install  ## Stop a shop whose `make run` terminal is gone.
 
 test: install  ## Every test: unit, promtool rule tests, end-to-end against the real stack with Prometheus.
 	ops/bin/ensure-test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python ops/run_tests.py
 
 test-unit: install
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not chaos_slow"
 
 test-e2e: install
 	ops/bin/ensure-test-tools
