@@ -83,7 +83,7 @@ def campaign(base_url, admin_password, max_examples, phases, seed=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=300, help="per operation and phase")
+    parser.add_argument("--max-examples", type=int, default=600, help="per operation and phase")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     args = parser.parse_args()
     stack = Stack(PROFILE, fresh=True, extra_env=LOAD_TEST_LIMITS)
