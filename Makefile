@@ -62,7 +62,7 @@ contracts: install  ## Regenerate the event JSON Schemas (refuses incompatible c
 shell: install  ## nameko shell on the running system (make run in another terminal): lists the operator calls.
 	PYTHONSTARTUP=ops/shell.py $(BIN)/nameko shell --config svc_order/config.yaml
 
-fuzz: install  ## Schemathesis on a copy of the shop from its /openapi.json, as shopper and admin (~25,000 requests).
+fuzz: install  ## Schemathesis on a copy of the shop from its /openapi.json, as shopper and admin (~20,000 cases, ~15 min).
 	$(BIN)/python ops/fuzz.py $(if $(N),--max-examples $(N))
 
 bench: install  ## Cost of metrics and tracing per request: three copies of the shop side by side.

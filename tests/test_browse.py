@@ -113,3 +113,9 @@ def test_health_ready_and_openapi(api):
     assert api.get("/ready").status_code == 200
     spec = api.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/orders/{order_id}" in spec["paths"]
+
+
+def test_a_request_line_past_gunicorn_s_limit_is_414_as_documented(api):
+    response = api.get("/products", params={"q": "x" * 5000})
+    assert response.status_code == 414
+    assert "414" in api.get("/openapi.json").json()["paths"]["/products"]["get"]["responses"]

@@ -19,6 +19,8 @@ def _json(schema):
 def _op(summary, responses, body=None, auth=False, params=()):
     if params or body:  # the edge refuses control characters in any of them (web_gateway.edge)
         responses = {400: ERROR, **responses}
+    if any(param["in"] == "query" for param in params):
+        responses = {**responses, 414: URI_TOO_LONG}
     operation = {"summary": summary, "responses": {
         str(status): dict(description=HTTP_ERRORS.get(status, text) if text == "error" else text,
                           **(_json(_ref(schema)) if schema else {}))
@@ -54,6 +56,8 @@ def _query(model):
 
 ONE_LINE = rf"^[^{api.LINE_CONTROL}]*$"
 ERROR = ("error", "Error")
+# Answered by gunicorn itself (limit_request_line, 4094 bytes), before the application: no JSON body.
+URI_TOO_LONG = ("the request line is longer than 4094 bytes", None)
 RATE_LIMITED = ("rate_limited: too many attempts from this client or account; wait Retry-After seconds", "Error")
 # In the currency's minor units: "19.99" USD, "1500" JPY.
 MONEY = {"type": "string", "pattern": r"^(0|[1-9]\d*)(\.\d+)?$"}
