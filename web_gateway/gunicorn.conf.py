@@ -10,6 +10,11 @@ worker_class = "gthread"
 threads = int(os.environ.get("SHOP_GATEWAY_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10
+# Idle keep-alive connections stay open longer than any client or load balancer keeps
+# one idle (60 s is the usual balancer default). With gunicorn's 2 s, a client reusing
+# a connection just as the server closed it got a reset on a POST it cannot safely retry
+# (seen once in CI as a failed POST /products).
+keepalive = int(os.environ.get("SHOP_GATEWAY_KEEPALIVE_SECONDS", "75"))
 accesslog = None
 # No control socket: it defaults to one path per user, which two gateways
 # (a running shop and the test suite's) would fight over.
