@@ -2,21 +2,23 @@
 RabbitMQ's users, never committed (both git-ignored, mode 600).
 
 Every service gets its own PostgreSQL role (rights on its own database only), its own RabbitMQ user
-on the ``shop`` vhost (no guest), and the shop's secrets; all random, at least 32 bytes. Run it again
+on the ``shop`` vhost allowed only its own calls (``ops/rpc_access.py``; an ``operator`` user for the
+shell may make any), no guest, and the shop's secrets; all random, at least 32 bytes. Run it again
 and nothing changes: existing values are kept (``--force`` makes new ones, for a fresh deployment).
 """
 import argparse
-import base64
-import hashlib
 import json
 import os
 import secrets
 from pathlib import Path
 
+import rpc_access
+from stack import rabbitmq_password_variable
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / ".env"
 RABBITMQ_DEFINITIONS = ROOT / ".run" / "compose" / "rabbitmq-definitions.json"
-SERVICES = ("svc_user", "svc_product", "svc_inventory", "svc_order", "svc_payment", "web_gateway")
+SERVICES = rpc_access.COMPONENTS
 DATABASE_OWNERS = ("svc_user", "svc_product", "svc_inventory", "svc_order", "svc_payment")
 PRODUCERS = ("order_service", "inventory_service", "payment_service")
 
@@ -37,7 +39,7 @@ def wanted():
         "GRAFANA_ADMIN_PASSWORD": token(),
     }
     values.update({f"PG_PASSWORD_{name.upper()}": token() for name in DATABASE_OWNERS})
-    values.update({f"RABBITMQ_PASSWORD_{name.upper()}": token() for name in SERVICES})
+    values.update({rabbitmq_password_variable(name): token() for name in SERVICES + ("operator",)})
     return values
 
 
@@ -51,20 +53,10 @@ def read_env(path):
     return found
 
 
-def rabbitmq_hash(password):
-    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
-    salt = os.urandom(4)
-    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
-
-
 def rabbitmq_definitions(values):
-    users = [{"name": name, "password_hash": rabbitmq_hash(values[f"RABBITMQ_PASSWORD_{name.upper()}"]),
-              "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []} for name in SERVICES]
-    # Nameko declares its own exchanges and queues (rpc-<service>, reply queues): each user needs
-    # all three rights, on the shop's vhost only. No guest, no administrator.
-    return {"users": users, "vhosts": [{"name": "shop"}],
-            "permissions": [{"user": name, "vhost": "shop", "configure": ".*", "write": ".*", "read": ".*"}
-                            for name in SERVICES]}
+    """One user per component, allowed only its own calls (ops/rpc_access.py), and the operator's."""
+    return rpc_access.definitions("shop", {name: values[rabbitmq_password_variable(name)] for name in SERVICES},
+                                  operator=("operator", values["RABBITMQ_PASSWORD_OPERATOR"]))
 
 
 def write_private(path, text):

@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rpc_access
+
 ROOT = Path(__file__).resolve().parents[1]
 # Package -> service class (named, because each module also imports ServiceBase).
 SERVICES = {"svc_user": "UserService", "svc_product": "ProductService", "svc_inventory": "InventoryService",
@@ -101,6 +103,11 @@ PROFILES = {
 # shipped rates (web_gateway/config.yaml) would refuse it. Failed logins keep theirs.
 LOAD_TEST_LIMITS = {"SHOP_LIMIT_LOGINS": "100000/minute", "SHOP_LIMIT_REGISTRATIONS": "100000/minute",
                     "SHOP_LIMIT_ORDERS_PER_CLIENT": "100000/minute", "SHOP_LIMIT_ORDERS_PER_ACCOUNT": "100000/minute"}
+
+
+def rabbitmq_password_variable(component):
+    """Where a component's RabbitMQ password is kept (secrets.env here, .env for compose)."""
+    return f"RABBITMQ_PASSWORD_{component.upper()}"
 
 
 def log(message):
@@ -227,6 +234,8 @@ class Stack:
             "SHOP_EVENT_KEYS": lambda: ",".join(f"{producer}={secrets.token_urlsafe(32)}"
                                                 for producer in ("order_service", "inventory_service",
                                                                  "payment_service")),
+            **{rabbitmq_password_variable(component): lambda: secrets.token_urlsafe(32)
+               for component in rpc_access.COMPONENTS},
         }
         current = {}
         if self.secrets_path.exists():
@@ -302,17 +311,36 @@ class Stack:
             raise RuntimeError(f"{' '.join(argv)} failed in {component}:\n{result.stdout}{result.stderr}")
         return result.stdout
 
-    def prepare_vhost(self):
+    def rabbitmq_user(self, component):
+        return f"shop-{self.profile.name}.{component}"
+
+    def amqp_uri(self, component):
+        """The component's own RabbitMQ login (ops/rpc_access.py says what it may call)."""
+        password = self.env[rabbitmq_password_variable(component)]
+        return self.env["AMQP_URI"].replace("guest:guest@", f"{self.rabbitmq_user(component)}:{password}@", 1)
+
+    def prepare_rabbitmq(self):
+        """The profile's vhost, and one user per component with only the rights it needs.
+
+        ``guest`` (local connections only) keeps every right on the vhost: it is the operator's
+        login for ``make shell`` and the tests' own calls.
+        """
         vhost = self.profile.vhost
-        if vhost == "/":
-            return
         rabbitmqctl = shutil.which("rabbitmqctl")
         if rabbitmqctl is None:
-            raise RuntimeError(f"rabbitmqctl is needed to create the RabbitMQ vhost {vhost!r}")
-        existing = subprocess.run([rabbitmqctl, "-q", "list_vhosts"], capture_output=True, text=True, check=True)
-        if vhost not in existing.stdout.split():
-            subprocess.run([rabbitmqctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
-        subprocess.run([rabbitmqctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            raise RuntimeError("rabbitmqctl is needed to create the shop's RabbitMQ users (and its vhost); "
+                               "run this on the machine RabbitMQ runs on")
+        if vhost != "/":
+            existing = subprocess.run([rabbitmqctl, "-q", "list_vhosts"], capture_output=True, text=True, check=True)
+            if vhost not in existing.stdout.split():
+                subprocess.run([rabbitmqctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
+            subprocess.run([rabbitmqctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                           check=True, capture_output=True)
+        definitions = rpc_access.definitions(
+            vhost, {component: self.env[rabbitmq_password_variable(component)] for component in rpc_access.COMPONENTS},
+            {component: self.rabbitmq_user(component) for component in rpc_access.COMPONENTS})
+        # From standard input: the broker, not this user, would read a file.
+        subprocess.run([rabbitmqctl, "-q", "import_definitions"], input=json.dumps(definitions), text=True,
                        check=True, capture_output=True)
 
     def flush_redis(self):
@@ -369,6 +397,8 @@ class Stack:
             for index, process_name in enumerate(names):
                 env = {"OTEL_SERVICE_NAME": self.env.get("OTEL_SERVICE_NAME_" + program.name, program.name),
                        "SHOP_INSTANCE": process_name, **program.env, **self.instance_env.get(process_name, {})}
+                if program.name in rpc_access.COMPONENTS:
+                    env["AMQP_URI"] = self.amqp_uri(program.name)
                 if program.metrics_offset is not None:
                     env[f"{METRICS_ENV[program.name]}_METRICS_PORT"] = str(self.metrics_port(program, index))
                 lines += [
@@ -385,6 +415,8 @@ class Stack:
                     "stdout_logfile_maxbytes=50MB", "stdout_logfile_backups=2", "",
                 ]
             lines += [f"[group:{program.name}]", f"programs={','.join(names)}", f"priority={program.priority}", ""]
+        self.config_path.touch(mode=0o600)  # it holds each component's RabbitMQ password
+        os.chmod(self.config_path, 0o600)
         self.config_path.write_text("\n".join(lines))
 
     def start_supervisord(self):
@@ -497,7 +529,7 @@ class Stack:
 
     def start(self):
         self.check_infrastructure()
-        self.prepare_vhost()
+        self.prepare_rabbitmq()
         self.prepare_databases()
         self.seed()
         if self.fresh:

@@ -24,8 +24,7 @@ from shop_common.config import load_config  # noqa: E402
 from shop_common.production import check_config  # noqa: E402
 
 COMPOSE = ROOT / "docker-compose.yml"
-CONFIGS = {"svc_user": "svc_user", "svc_product": "svc_product", "svc_inventory": "svc_inventory",
-           "svc_order": "svc_order", "svc_payment": "svc_payment", "web_gateway": "web_gateway"}
+COMPONENTS = ("svc_user", "svc_product", "svc_inventory", "svc_order", "svc_payment", "web_gateway")
 
 
 @pytest.fixture
@@ -60,24 +59,29 @@ def test_every_secret_compose_reads_is_generated_strong_and_kept(generated, monk
     assert compose_env.read_env(where / ".env")["SHOP_JWT_SECRET"] != values["SHOP_JWT_SECRET"]
 
 
-def test_rabbitmq_users_are_one_per_service_with_their_passwords_and_no_guest(generated):
+def test_rabbitmq_users_are_one_per_component_with_only_its_calls_and_an_operator(generated):
     values, where = generated
     import json
 
     definitions = json.loads((where / "rabbitmq-definitions.json").read_text())
     users = {user["name"]: user for user in definitions["users"]}
-    assert set(users) == set(CONFIGS) and "guest" not in users
+    assert set(users) == set(COMPONENTS) | {"operator"} and "guest" not in users
     for name, user in users.items():
         raw = base64.b64decode(user["password_hash"])
         salt, digest = raw[:4], raw[4:]
         assert digest == hashlib.sha256(salt + values[f"RABBITMQ_PASSWORD_{name.upper()}"].encode()).digest()
-    assert {(p["user"], p["vhost"]) for p in definitions["permissions"]} == {(name, "shop") for name in CONFIGS}
+    assert {(p["user"], p["vhost"]) for p in definitions["permissions"]} == {(name, "shop") for name in users}
+    topic = {p["user"]: p for p in definitions["topic_permissions"]}
+    assert set(topic) == set(COMPONENTS)  # the operator alone may call anything
+    assert all(p["exchange"] == "nameko-rpc" and p["vhost"] == "shop" for p in topic.values())
+    assert re.match(topic["svc_order"]["write"], "product_service.check_availability")
+    assert not re.match(topic["svc_order"]["write"], "product_service.update_product")
 
 
 def test_production_checks_accept_every_service_as_compose_runs_it(generated, monkeypatch):
     values, _ = generated
     services = yaml.safe_load(interpolate(COMPOSE.read_text(), values))["services"]
-    for service, folder in CONFIGS.items():
+    for service in COMPONENTS:
         environment = {key: str(value) for key, value in services[service]["environment"].items()}
         assert environment["SHOP_ENV"] == "production"
         for key in [key for key in os.environ if key.startswith(("SHOP_", "STRIPE_", "AMQP_", "KAFKA_"))
@@ -85,7 +89,7 @@ def test_production_checks_accept_every_service_as_compose_runs_it(generated, mo
             monkeypatch.delenv(key)
         for key, value in environment.items():
             monkeypatch.setenv(key, value)
-        check_config(load_config(ROOT / folder / "config.yaml"), environment)  # raises on anything weak
+        check_config(load_config(ROOT / service / "config.yaml"), environment)  # raises on anything weak
     for published in [port for service in services.values() for port in service.get("ports", ())]:
         assert published.startswith("127.0.0.1:"), published
 
