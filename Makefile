@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: compose-env install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench fuzz prometheus clean contracts
+.PHONY: compose-env install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench bench-telemetry fuzz prometheus clean contracts
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -65,8 +65,16 @@ shell: install  ## nameko shell on the running system (make run in another termi
 fuzz: install  ## Schemathesis on a copy of the shop from its /openapi.json, as shopper and admin (~20,000 cases, ~15 min).
 	$(BIN)/python ops/fuzz.py $(if $(N),--max-examples $(N))
 
-bench: install  ## Cost of metrics and tracing per request: three copies of the shop side by side.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) ops/loadtest/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r ops/loadtest/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## The shop under Locust load beside this machine's limits (~8 min); figures in .run/bench/.
 	$(BIN)/python ops/bench.py
+
+bench-telemetry: install  ## Cost of metrics and tracing per request: three copies of the shop side by side.
+	$(BIN)/python ops/bench_telemetry.py
 
 prometheus: install  ## Prometheus with the shop's rules, scraping `make run` (http://127.0.0.1:9090).
 	ops/bin/ensure-test-tools

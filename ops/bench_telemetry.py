@@ -1,4 +1,4 @@
-"""``make bench``: what metrics and tracing cost on simple requests, measured side by side.
+"""``make bench-telemetry``: what metrics and tracing cost on simple requests, measured side by side.
 
 Three copies of the shop run at once, each with its own databases, vhost and ports:
 
