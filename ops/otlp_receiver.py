@@ -19,6 +19,8 @@ class ReceivedSpan:
     kind: int
     links: list = field(default_factory=list)
     attributes: dict = field(default_factory=dict)
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 def _value(any_value):
@@ -74,6 +76,7 @@ class OtlpReceiver:
                         parent_id=span.parent_span_id.hex(), kind=span.kind,
                         links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
                         attributes={a.key: _value(a.value) for a in span.attributes},
+                        start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
                     ))
         with self._lock:
             self.spans.extend(received)
