@@ -5,11 +5,15 @@ handlers of every record before it have finished, so a crash redelivers, and
 handlers make redelivery harmless with the inbox (``shop_common.inbox``).
 
 One consumer-group member per service process polls in one greenthread.
-Each partition's records are handled in order by a worker greenthread of
-their own while that partition is paused; the poller keeps polling (group
-heartbeats, the other partitions, lag), commits a partition when its worker
-is done and resumes it. So a handler that keeps failing stalls only its own
-partition, and the consumer never misses ``max_poll_interval``.
+Each partition's batch is handled by a worker greenthread of its own while
+that partition is paused; the poller keeps polling (group heartbeats, the
+other partitions, lag), commits a partition when its batch is done and
+resumes it. So a handler that keeps failing stalls only its own partition,
+and the consumer never misses ``max_poll_interval``. Within a batch, the
+records of one key (one order) are handled in order, and up to
+``KEY_CONCURRENCY`` keys at once: a handler waiting on Stripe or the
+database does not hold up other orders behind it in the partition. The
+committed offset is always below the first record not yet finished.
 
 What happens to a record, by what its handler does:
   - returns: done.
@@ -52,6 +56,12 @@ RETRY_BACKOFF_MAX = 10.0
 LAG_REFRESH_SECONDS = 5.0
 REVOKE_WAIT_SECONDS = 10.0  # how long a rebalance waits for in-flight records to finish
 STOP_WAIT_SECONDS = 30.0
+# Keys of one partition's batch handled at once, each in a Nameko worker: with three partitions,
+# 15 of a service's 20 workers at most, leaving some for its RPCs.
+KEY_CONCURRENCY = 5
+# The poller's wait for records: short while batches are being handled, so a finished batch is
+# committed and its partition fetched again at once; long when idle, to cost nothing.
+BUSY_POLL_MS, IDLE_POLL_MS = 10, 200
 STALL_SECONDS = 30.0  # a partition with records to read that does not move for this long is fetched afresh
 
 TRANSIENT = (TransientError, OperationalError, InterfaceError, DisconnectionError, RedisConnectionError,
@@ -89,6 +99,11 @@ def make_consumer(bootstrap_servers, group_id, leave_group=None, **overrides):
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
         max_poll_records=int(kafka_settings().get("max_poll_records", 500)),
+        # How long the broker may hold a fetch that finds nothing. A partition resumed after
+        # its batch was handled is fetched only when the fetch in flight to its broker returns,
+        # so this bounds what each batch waits for the next; kafka-python's 500 ms made every
+        # hop of an order's saga cost up to half a second (make bench, docs/performance.md).
+        fetch_max_wait_ms=int(kafka_settings().get("fetch_max_wait_ms", 25)),
         max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
     )
     settings.update(overrides)
@@ -257,7 +272,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._loop_exited.send(None)
 
     def _poll_once(self):
-        batches = self._consumer.poll(timeout_ms=200)
+        batches = self._consumer.poll(timeout_ms=BUSY_POLL_MS if self._in_flight else IDLE_POLL_MS)
         for tp, records in batches.items():
             self._consumer.pause(tp)
             claim = self._in_flight[tp] = _Claim(tp, records[0].offset)
@@ -422,18 +437,39 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
 
     # -- workers (one per partition with records in hand) ------------------
     def _work(self, claim, records):
-        next_offset = None
-        try:
-            for record in records:
+        """Handle a partition's batch: each key's records in order, several keys at once.
+
+        ``claim.next_offset`` follows the first record not finished yet, as records finish in
+        any order across keys: it is where the partition is read again if the batch is abandoned.
+        """
+        finished, offsets = set(), [record.offset for record in records]
+        done_up_to = 0  # offsets[:done_up_to] are all finished
+
+        def handle_in_order(same_key):
+            nonlocal done_up_to
+            for record in same_key:
                 if claim.cancelled or not self._running:
-                    break
+                    return
                 try:
                     self._process_record(claim, record)
-                except _Abandoned:
-                    break
-                next_offset = claim.next_offset = record.offset + 1
+                except (_Abandoned, ContainerBeingKilled):
+                    return
+                finished.add(record.offset)
+                while done_up_to < len(offsets) and offsets[done_up_to] in finished:
+                    done_up_to += 1
+                if done_up_to:
+                    claim.next_offset = offsets[done_up_to - 1] + 1
+
+        try:
+            by_key = {}
+            for record in records:
+                by_key.setdefault(record.key, []).append(record)
+            pool = eventlet.GreenPool(KEY_CONCURRENCY)
+            for same_key in by_key.values():
+                pool.spawn(handle_in_order, same_key)
+            pool.waitall()
         finally:
-            self._finished.put((claim, next_offset))
+            self._finished.put((claim, claim.next_offset if done_up_to else None))
 
     def _process_record(self, claim, record):
         headers = headers_to_dict(record.headers)

@@ -3,6 +3,7 @@ import time
 import uuid
 
 import eventlet
+import eventlet.event
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -516,3 +517,38 @@ def test_a_group_whose_members_all_left_is_served_again(broker):
     finally:
         producer.close()
     assert sorted(handled) == [0, 1, 5, 6, 10, 11, 15, 16]
+
+
+def test_a_slow_order_does_not_hold_up_other_orders_and_the_commit_waits_for_it(broker, topic):
+    """Keys (orders) of one partition's batch run side by side, each in its own order; the commit
+    never passes the first unfinished record."""
+    handled, release = [], eventlet.event.Event()
+
+    class PerOrder:
+        name = "per_order"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            payload = event["payload"]
+            if (payload["order"], payload["n"]) == ("A", 1):
+                release.wait()  # a payment waiting on Stripe
+            handled.append((payload["order"], payload["n"]))
+
+    producer = KafkaProducer(bootstrap_servers=broker)
+    for order, n in (("A", 1), ("B", 1), ("B", 2), ("A", 2), ("C", 1)):
+        producer.send(topic, key=order.encode(), value=envelope(order=order, n=n))
+    producer.flush()
+    producer.close()
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, PerOrder, group)
+    try:
+        wait_until(lambda: {("B", 1), ("B", 2), ("C", 1)} <= set(handled))
+        eventlet.sleep(1.5)  # time enough for a wrong commit to land
+        assert ("A", 2) not in handled  # an order's own events stay in order
+        assert committed(broker, group, topic) in (None, 0)  # offset 0 (A 1) is not finished
+        release.send()
+        wait_until(lambda: committed(broker, group, topic) == 5)
+    finally:
+        container.stop()
+    assert handled.index(("A", 1)) < handled.index(("A", 2))
+    assert handled.index(("B", 1)) < handled.index(("B", 2)) < handled.index(("A", 1))
