@@ -200,27 +200,25 @@ def process_groups(stack):
     return groups
 
 
-def cpu_seconds(groups):
+def per_group(groups, measure):
+    """The sum of ``measure(process)`` over each group's processes still running."""
     total = {}
     for group, processes in groups.items():
         for process in processes:
             try:
-                times = process.cpu_times()
-                total[group] = total.get(group, 0.0) + times.user + times.system
+                total[group] = total.get(group, 0.0) + measure(process)
             except psutil.NoSuchProcess:
                 pass
     return total
 
 
+def cpu_seconds(groups):
+    return per_group(groups, lambda process: sum(process.cpu_times()[:2]))  # user + system
+
+
 def memory_mb(groups):
     """Proportional set size (shared pages split between their users), per group."""
-    found = {}
-    for group, processes in groups.items():
-        for process in processes:
-            try:
-                found[group] = found.get(group, 0.0) + process.memory_full_info().pss / 2**20
-            except psutil.NoSuchProcess:
-                pass
+    found = per_group(groups, lambda process: process.memory_full_info().pss / 2**20)
     return {group: round(mb, 1) for group, mb in found.items()}
 
 
