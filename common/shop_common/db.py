@@ -10,14 +10,28 @@ import shop_common.green  # noqa: F401  (psycopg2 must be green before engines e
 from nameko import config
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
+from shop_common.errors import DatabaseUnavailable
 
-def make_engine(url, pool_size=10):
+
+# Connections per store and process: a process's workers (up to 20) share them and wait for one
+# rather than open more. PostgreSQL's max_connections is shared by every instance of every
+# service (docs/deploy.md counts them); unbounded pools exhausted it when events flooded in.
+POOL_SIZE = 4
+POOL_TIMEOUT_SECONDS = 10
+# What a database away, restarting or out of connections raises: retried, never a 500.
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+def make_engine(url, pool_size=POOL_SIZE, pool_timeout=POOL_TIMEOUT_SECONDS):
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         # An error's log line must never carry row values (password hashes, emails, addresses).
@@ -26,7 +40,11 @@ def make_engine(url, pool_size=10):
 
 
 class Transactions:
-    """Opens sessions that commit on success and roll back on any error."""
+    """Opens sessions that commit on success and roll back on any error.
+
+    A database that cannot be reached raises ``DatabaseUnavailable`` (a TransientError): Kafka
+    handlers retry it, an RPC caller gets a 503.
+    """
 
     def __init__(self, engine):
         self.engine = engine
@@ -38,6 +56,9 @@ class Transactions:
         try:
             yield session
             session.commit()
+        except UNAVAILABLE as exc:
+            session.rollback()
+            raise DatabaseUnavailable("the database is unavailable", {"cause": type(exc).__name__}) from exc
         except BaseException:
             session.rollback()
             raise
@@ -53,7 +74,7 @@ class StoreProvider(DependencyProvider):
     """
 
     store_class = None
-    pool_size = 10
+    pool_size = POOL_SIZE
 
     def setup(self):
         self.engine = make_engine(config["DATABASE_URL"], pool_size=self.pool_size)

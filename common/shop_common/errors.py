@@ -184,6 +184,10 @@ class PaymentBusy(TransientError):
     """Another worker is charging or refunding this order right now: try again shortly."""
 
 
+class DatabaseUnavailable(TransientError):
+    """The database refused or dropped the connection, or none was free in time: try again shortly."""
+
+
 def public_errors():
     """Every error class a caller can receive: (class, status, code), for the OpenAPI document and docs."""
     found, pending = [], [DomainError, TransientError]

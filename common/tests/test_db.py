@@ -19,3 +19,27 @@ def test_a_failed_statement_never_carries_its_parameters():
         assert "argon2" not in str(failed.value) and "someone@example.com" not in str(failed.value)
     finally:
         engine.dispose()
+
+
+def test_a_database_out_of_reach_or_of_free_connections_is_unavailable_not_an_error():
+    """DatabaseUnavailable is a TransientError: Kafka handlers retry it, RPC callers get a 503."""
+    from shop_common.db import Transactions
+    from shop_common.errors import DatabaseUnavailable, TransientError
+
+    assert issubclass(DatabaseUnavailable, TransientError) and DatabaseUnavailable.status == 503
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1, pool_timeout=0.5)
+    transactions = Transactions(engine)
+    try:
+        with transactions.begin() as holding:
+            holding.execute(text("SELECT 1"))  # the pool's only connection, held
+            with pytest.raises(DatabaseUnavailable) as waited, transactions.begin() as session:
+                session.execute(text("SELECT 1"))
+            assert waited.value.details == {"cause": "TimeoutError"}
+        with transactions.begin() as session:  # given back: served again
+            assert session.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+    refused = Transactions(make_engine("postgresql+psycopg2://postgres@127.0.0.1:1/postgres"))
+    with pytest.raises(DatabaseUnavailable) as away, refused.begin() as session:
+        session.execute(text("SELECT 1"))
+    assert away.value.details == {"cause": "OperationalError"}
