@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from shop_common import events as shop_events
 from shop_common import inbox as inbox_log
 from shop_common import outbox as outbox_log
-from shop_common.db import StoreProvider
+from shop_common.db import StoreProvider, make_engine
 from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from shop_common.metrics import PAYMENTS
 from shop_common.money import charge_range, format_amount
@@ -62,14 +62,23 @@ class Timing:
     max_refund_attempts: int = 5
 
 
+# Stripe exchanges in progress at once per instance (each holds an advisory lock's connection);
+# one more waits for a free one, without holding anything.
+LOCK_POOL_SIZE = 4
+
+
 def seconds(value):
     return func.make_interval(0, 0, 0, 0, 0, 0, value)
 
 
 class PaymentStore:
-    def __init__(self, transactions, timing=None):
+    def __init__(self, transactions, timing=None, locks=None):
         self.transactions = transactions
         self.timing = timing or Timing()
+        # The advisory locks' connections come from a pool of their own: a worker holding one
+        # still needs a transaction, and from one shared pool, workers holding every connection
+        # as locks would each wait for a transaction forever (seen: payments stalled under load).
+        self.locks = locks or transactions.engine
 
     @contextmanager
     def exclusive(self, order_id, wait_seconds=0.0):
@@ -83,7 +92,7 @@ class PaymentStore:
         """
         key = f"payment:{order_id}"
         deadline = time.monotonic() + wait_seconds
-        with self.transactions.engine.connect() as connection:
+        with self.locks.connect() as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             while not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": key}).scalar():
                 if time.monotonic() >= deadline:
@@ -440,6 +449,13 @@ class Payments(StoreProvider):
 
         settings = config.get("PAYMENTS") or {}
         self.timing = Timing(**{key: int(value) for key, value in settings.items() if key in Timing.__annotations__})
+        self.locks = make_engine(config["DATABASE_URL"], pool_size=LOCK_POOL_SIZE)
+
+    def stop(self):
+        super().stop()
+        self.locks.dispose()
+
+    kill = stop
 
     def get_dependency(self, worker_ctx):
-        return self.store_class(self.transactions, self.timing)
+        return self.store_class(self.transactions, self.timing, self.locks)

@@ -257,3 +257,33 @@ def test_only_a_succeeded_charge_can_be_refunded_by_an_operator(store):
     charge(store, event, DECLINED)
     with pytest.raises(IllegalPaymentTransition):
         store.request_refund(event["order_id"], "please", "alice")
+
+
+def test_workers_holding_every_lock_still_get_their_transactions(unit_databases):
+    """The locks have a pool of their own: with one shared pool, a worker holding its only
+    connection as a lock would wait for a transaction forever."""
+    from nameko import config
+
+    from shop_common.db import Transactions, make_engine
+    from shop_common.errors import DatabaseUnavailable
+    from svc_payment.dependencies import Payments
+
+    url = unit_databases["payments"]
+    store = PaymentStore(Transactions(make_engine(url, pool_size=1, pool_timeout=2)),
+                         locks=make_engine(url, pool_size=1, pool_timeout=2))
+    event = order_created()
+    with store.exclusive(event["order_id"]):
+        charge(store, event, intent("succeeded"))
+    assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
+    shared = make_engine(url, pool_size=1, pool_timeout=1)
+    one_pool = PaymentStore(Transactions(shared), locks=shared)
+    other = order_created()
+    with pytest.raises(DatabaseUnavailable), one_pool.exclusive(other["order_id"]):
+        charge(one_pool, other, intent("succeeded"))  # waits for its own lock's connection, then gives up
+    provider = Payments()  # the service's provider gives its stores a pool for locks
+    with config.patch({"DATABASE_URL": url}):
+        provider.setup()
+    try:
+        assert provider.get_dependency(None).locks is provider.locks and provider.locks is not provider.engine
+    finally:
+        provider.stop()
