@@ -47,7 +47,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from shop_common import event_signing, events, faults
 from shop_common.errors import DomainError, TransientError
-from shop_common.metrics import EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION
+from shop_common.metrics import EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, READINESS_CHECKS
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,11 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._lag_refresh_seconds = float(settings.get("lag_refresh_seconds", LAG_REFRESH_SECONDS))
         self._dead_letters = make_producer(self._servers)
         self._keys = event_signing.configured_keys()
+        READINESS_CHECKS[f"{self.container.service_name}.kafka_consumer"] = self._readiness
+
+    def _readiness(self):
+        polling = self._running and not self._loop_exited.ready()
+        return polling, "polling" if polling else "stopped"
 
     def start(self):
         topics = sorted({provider.topic for provider in self._providers})

@@ -3,7 +3,9 @@
 Every label set is bounded: service and method names, topics, event types,
 partitions, route templates and status codes; never ids or raw paths.
 """
+import json
 import os
+import threading
 import time
 from importlib.metadata import PackageNotFoundError, version as package_version
 from weakref import WeakKeyDictionary
@@ -11,7 +13,9 @@ from weakref import WeakKeyDictionary
 from nameko import config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from shop_common.logs import set_order_id
 from shop_common.tracing import setup_tracing
@@ -75,14 +79,55 @@ BUILD_INFO = Gauge("shop_build_info", "Version of the running component (always 
                    multiprocess_mode="max")
 
 _servers_started = set()
+# name -> callable answering (ready, detail); each service container adds its own (ServiceTelemetry).
+READINESS_CHECKS = {}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # a probe every few seconds is not worth a log line
+        pass
+
+
+def _readiness():
+    details = {}
+    for name, check in list(READINESS_CHECKS.items()):
+        ready, detail = check()
+        details[name] = detail
+        if not ready:
+            return False, details
+    return bool(READINESS_CHECKS), details
+
+
+def _probes_and_metrics(registry):
+    """/health/live: this process answers (a blocked event loop would not); /health/ready: its
+    consumers run (what Kubernetes and compose probe); anything else: Prometheus' /metrics."""
+    metrics = make_wsgi_app(registry) if METRICS_ENABLED else None
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/health/live":
+            status, body = "200 OK", {"status": "live"}
+        elif path == "/health/ready":
+            ready, details = _readiness()
+            status = "200 OK" if ready else "503 Service Unavailable"
+            body = {"status": "ready" if ready else "not_ready", "checks": details}
+        elif metrics is not None:
+            return metrics(environ, start_response)
+        else:
+            status, body = "404 Not Found", {"status": "metrics_off"}
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+    return app
 
 
 def start_metrics_server(port, addr="127.0.0.1", registry=None):
-    """Serve /metrics on ``port`` once per process."""
+    """Serve /metrics and the health probes on ``port`` once per process."""
     if port in _servers_started:
         return
-    kwargs = {"registry": registry} if registry is not None else {}
-    start_http_server(int(port), addr=addr, **kwargs)
+    server = make_server(addr, int(port), _probes_and_metrics(registry or REGISTRY), ThreadingWSGIServer,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name=f"metrics:{port}", daemon=True).start()
     _servers_started.add(port)
 
 
@@ -103,14 +148,24 @@ class ServiceTelemetry(DependencyProvider):
 
     def __init__(self):
         self._started = WeakKeyDictionary()
+        self._serving = False
 
     def setup(self):
         service = self.container.service_name
         setup_tracing(service)
+        READINESS_CHECKS[service] = lambda: (self._serving, "started" if self._serving else "stopped")
         port = config.get("METRICS_PORT")
-        if port and METRICS_ENABLED:
+        if port:
             start_metrics_server(port, config.get("METRICS_ADDR", "127.0.0.1"))
         record_build_info(service, getattr(self.container.service_cls, "package", service))
+
+    def start(self):
+        self._serving = True
+
+    def stop(self):
+        self._serving = False  # not ready while the container drains
+
+    kill = stop
 
     def worker_setup(self, worker_ctx):
         if METRICS_ENABLED:

@@ -552,3 +552,36 @@ def test_a_slow_order_does_not_hold_up_other_orders_and_the_commit_waits_for_it(
         container.stop()
     assert handled.index(("A", 1)) < handled.index(("A", 2))
     assert handled.index(("B", 1)) < handled.index(("B", 2)) < handled.index(("A", 1))
+
+
+def test_probes_say_live_and_ready_while_the_consumer_polls_and_not_ready_once_it_stops(broker, topic):
+    """What Kubernetes and compose probe on each service's metrics port."""
+    import requests
+
+    from shop_common.metrics import READINESS_CHECKS, ServiceTelemetry
+    from stack import free_port
+
+    class Probed:
+        name = "probed"
+        telemetry = ServiceTelemetry()
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            pass
+
+    READINESS_CHECKS.clear()  # containers of earlier tests in this process registered theirs
+    port = free_port()
+    with config.patch({"METRICS_PORT": port}):
+        container = run_service(broker, Probed, f"g-{uuid.uuid4().hex[:6]}")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert requests.get(f"{base}/health/live", timeout=5).status_code == 200
+        ready = requests.get(f"{base}/health/ready", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"probed": "started", "probed.kafka_consumer": "polling"}
+        assert "shop_build_info" in requests.get(f"{base}/metrics", timeout=5).text
+    finally:
+        container.stop()
+    stopped = requests.get(f"{base}/health/ready", timeout=5)
+    assert stopped.status_code == 503 and stopped.json()["status"] == "not_ready"
+    assert requests.get(f"{base}/health/live", timeout=5).status_code == 200
