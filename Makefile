@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := common svc_user svc_product svc_inventory svc_order svc_payment web_gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: compose-env install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench bench-telemetry fuzz prometheus clean contracts
+.PHONY: compose-env deploy-check k8s-dev-secrets install run stop ps restart dead-letters replay-dead-letters chaos test test-unit test-e2e shell bench bench-telemetry fuzz prometheus clean contracts
 
 # Installs the venv when a package's dependencies or the pins change.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -19,6 +19,12 @@ install: $(STAMP)
 
 compose-env:  ## Secrets for docker compose: .env and RabbitMQ's users (kept if they exist; FORCE=1 for new ones).
 	$(PYTHON) ops/compose_env.py $(if $(FORCE),--force)
+
+deploy-check: install  ## Render deploy/k8s's overlays and validate them, compose, and their agreement (no cluster needed).
+	$(BIN)/python ops/deploy_check.py
+
+k8s-dev-secrets:  ## Secret files for the Kubernetes dev overlay (deploy/k8s/overlays/dev/secrets, git-ignored).
+	$(PYTHON) ops/compose_env.py --k8s deploy/k8s/overlays/dev/secrets
 
 run: install  ## Start the whole shop on local defaults (REPLICAS=2 for two of each service); Ctrl-C stops it.
 	$(BIN)/python ops/stack.py run

@@ -66,13 +66,36 @@ def write_private(path, text):
     path.write_text(text)
 
 
+# The secrets every component may be given (each Deployment picks its own keys); database passwords
+# are separate kubernetes.io/basic-auth Secrets, the form CloudNativePG's managed roles read.
+K8S_SHOP_SECRETS = ("SHOP_JWT_SECRET", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY", "SHOP_ADMIN_PASSWORD",
+                    "SHOP_EVENT_KEYS")
+
+
+def write_k8s_secrets(values, directory):
+    """The files deploy/k8s/overlays/dev's secretGenerator reads (the same Secrets production names)."""
+    directory = Path(directory)
+    shop = {name: values[name] for name in K8S_SHOP_SECRETS}
+    shop.update({rabbitmq_password_variable(name): values[rabbitmq_password_variable(name)] for name in SERVICES})
+    write_private(directory / "shop.env", "".join(f"{name}={value}\n" for name, value in sorted(shop.items())))
+    write_private(directory / "postgres-superuser.env", f"username=postgres\npassword={values['POSTGRES_PASSWORD']}\n")
+    for owner in DATABASE_OWNERS:
+        write_private(directory / f"postgres-{owner.replace('_', '-')}.env",
+                      f"username={owner}\npassword={values[f'PG_PASSWORD_{owner.upper()}']}\n")
+    write_private(directory / "rabbitmq-definitions.json", json.dumps(rabbitmq_definitions(values), indent=2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="new values for everything")
+    parser.add_argument("--k8s", metavar="DIR", help="also write the Kubernetes dev overlay's secret files there")
     args = parser.parse_args()
     values = wanted()
     if not args.force:
         values.update(read_env(ENV_FILE))
+    if args.k8s:
+        write_k8s_secrets(values, args.k8s)
+        print(f"[compose-env] Kubernetes secret files in {args.k8s}")
     write_private(ENV_FILE, "# docker compose secrets, made by `make compose-env` (ops/compose_env.py). Never commit.\n"
                   + "".join(f"{name}={value}\n" for name, value in sorted(values.items())))
     # Read by the rabbitmq container, whose user is not this one: readable, in a git-ignored directory.

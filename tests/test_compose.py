@@ -2,6 +2,7 @@
 accept every service as compose configures it, and PostgreSQL's init script gives each service its
 own role with rights on its own database only (run on a throwaway PostgreSQL cluster)."""
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -94,8 +95,9 @@ def test_production_checks_accept_every_service_as_compose_runs_it(generated, mo
         assert published.startswith("127.0.0.1:"), published
 
 
-def test_postgres_init_gives_each_service_its_own_database_only(generated):
-    values, _ = generated
+@contextlib.contextmanager
+def throwaway_postgres():
+    """A PostgreSQL cluster of its own, password logins over TCP as in a container: (port, socket dir)."""
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     assert binaries, "PostgreSQL's server binaries (Debian's postgresql package) are needed"
     # A directory of its own the postgres user can reach (pytest's are private to root).
@@ -108,41 +110,53 @@ def test_postgres_init_gives_each_service_its_own_database_only(generated):
                                   "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
                    check=True, capture_output=True)
     try:
-        env = dict(os.environ, POSTGRES_USER="postgres", PGHOST=str(data), PGPORT=str(port),
-                   **{name: value for name, value in values.items() if name.startswith("PG_PASSWORD_")})
-        subprocess.run(["sh", str(ROOT / "ops" / "docker" / "postgres-init.sh")], env=env, check=True,
-                       capture_output=True)
-
-        def url(role, database):
-            return f"postgresql+psycopg2://{role}:{values['PG_PASSWORD_' + role.upper()]}@127.0.0.1:{port}/{database}"
-
-        migrations = [("svc_user", "USERS_DATABASE_URL", "shop_users"),
-                      ("svc_product", "PRODUCTS_DATABASE_URL", "shop_products"),
-                      ("svc_inventory", "PRODUCTS_DATABASE_URL", "shop_products"),
-                      ("svc_order", "ORDERS_DATABASE_URL", "shop_orders"),
-                      ("svc_payment", "PAYMENTS_DATABASE_URL", "shop_payments")]
-        def migrate(role, variable, database):  # each service migrates its own database as itself
-            return subprocess.Popen([sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
-                                    cwd=ROOT / role, env=dict(os.environ, **{variable: url(role, database)}),
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-        for batch in (migrations[:2] + migrations[3:], migrations[2:3]):  # Inventory after Product, as in the stack
-            running = [migrate(*migration) for migration in batch]
-            for process in running:
-                output, _ = process.communicate(timeout=120)
-                assert process.returncode == 0, output.decode()[-2000:]
-
-        def psql(role, database, sql):
-            return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", role, "-d", database,
-                                   "-Atc", sql], env=dict(os.environ, PGPASSWORD=values["PG_PASSWORD_" + role.upper()]),
-                                  capture_output=True, text=True)
-
-        assert psql("svc_inventory", "shop_products", "UPDATE products SET stock = stock WHERE false").returncode == 0
-        assert "permission denied" in psql("svc_product", "shop_products", "SELECT 1 FROM stock_ledger").stderr
-        for role, database in (("svc_order", "shop_users"), ("svc_inventory", "shop_orders"),
-                               ("svc_payment", "shop_orders"), ("svc_user", "shop_payments")):
-            assert "CONNECT privilege" in psql(role, database, "SELECT 1").stderr, (role, database)
+        yield port, data
     finally:
         subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def assert_each_service_owns_its_database_only(port, passwords):
+    """Every service migrates its own database as itself; none can reach another's (``passwords``:
+    PG_PASSWORD_<ROLE> -> password)."""
+    def url(role, database):
+        return f"postgresql+psycopg2://{role}:{passwords['PG_PASSWORD_' + role.upper()]}@127.0.0.1:{port}/{database}"
+
+    migrations = [("svc_user", "USERS_DATABASE_URL", "shop_users"),
+                  ("svc_product", "PRODUCTS_DATABASE_URL", "shop_products"),
+                  ("svc_inventory", "PRODUCTS_DATABASE_URL", "shop_products"),
+                  ("svc_order", "ORDERS_DATABASE_URL", "shop_orders"),
+                  ("svc_payment", "PAYMENTS_DATABASE_URL", "shop_payments")]
+
+    def migrate(role, variable, database):
+        return subprocess.Popen([sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
+                                cwd=ROOT / role, env=dict(os.environ, **{variable: url(role, database)}),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    for batch in (migrations[:2] + migrations[3:], migrations[2:3]):  # Inventory after Product, as in the stack
+        running = [migrate(*migration) for migration in batch]
+        for process in running:
+            output, _ = process.communicate(timeout=120)
+            assert process.returncode == 0, output.decode()[-2000:]
+
+    def psql(role, database, sql):
+        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", role, "-d", database,
+                               "-Atc", sql], env=dict(os.environ, PGPASSWORD=passwords["PG_PASSWORD_" + role.upper()]),
+                              capture_output=True, text=True)
+
+    assert psql("svc_inventory", "shop_products", "UPDATE products SET stock = stock WHERE false").returncode == 0
+    assert "permission denied" in psql("svc_product", "shop_products", "SELECT 1 FROM stock_ledger").stderr
+    for role, database in (("svc_order", "shop_users"), ("svc_inventory", "shop_orders"),
+                           ("svc_payment", "shop_orders"), ("svc_user", "shop_payments")):
+        assert "CONNECT privilege" in psql(role, database, "SELECT 1").stderr, (role, database)
+
+
+def test_postgres_init_gives_each_service_its_own_database_only(generated):
+    values, _ = generated
+    passwords = {name: value for name, value in values.items() if name.startswith("PG_PASSWORD_")}
+    with throwaway_postgres() as (port, socket_dir):
+        env = dict(os.environ, POSTGRES_USER="postgres", PGHOST=str(socket_dir), PGPORT=str(port), **passwords)
+        subprocess.run(["sh", str(ROOT / "ops" / "docker" / "postgres-init.sh")], env=env, check=True,
+                       capture_output=True)
+        assert_each_service_owns_its_database_only(port, passwords)
