@@ -105,3 +105,23 @@ def test_orders_are_limited_per_client_across_accounts(client, calls):
     card_tester = from_client(client, "198.51.100.66")
     statuses = [card_tester.post("/orders", json=ORDER, headers=auth(user_id=f"u{n}")).status_code for n in range(61)]
     assert statuses == [202] * 60 + [429]
+
+
+def test_an_accepted_order_stays_accepted_when_redis_fails_after_the_limit_check(client, calls, monkeypatch):
+    """The limit is checked before the view (fail-closed); the headers after it need Redis again, and
+    with Redis away they are left out instead of turning the 202 into a 503 or a 500 (chaos 9)."""
+    import redis
+    from limits.storage import RedisStorage
+
+    answers, _ = calls
+    answers[("order_service", "place_order")] = {"order": {"id": "o", "status": "PENDING"}, "created": True}
+    checked = client.post("/orders", json=ORDER, headers=auth(user_id="u7"))
+    assert checked.status_code == 202 and "X-RateLimit-Remaining" in checked.headers
+
+    def away(*args, **kwargs):
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(RedisStorage, "get_moving_window", away)  # what the headers read
+    accepted = client.post("/orders", json=ORDER, headers=auth(user_id="u7"))
+    assert accepted.status_code == 202, accepted.json
+    assert "X-RateLimit-Remaining" not in accepted.headers

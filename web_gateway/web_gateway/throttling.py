@@ -19,14 +19,19 @@ proxies Werkzeug's ProxyFix takes it from that many ``X-Forwarded-For`` hops,
 so clients behind a load balancer are told apart and none can pick its own.
 """
 import hashlib
+import logging
 import time
+from functools import partial
 
 from flask import current_app, g, request
 from flask_limiter import Limiter
 from limits import parse_many
+from redis.exceptions import RedisError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web_gateway.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 def client_address():
     return request.remote_addr or "unknown"
@@ -53,8 +58,27 @@ def install(app, config):
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0)
     limiter.init_app(app)
+    _rate_limit_headers_never_fail(app)
     app.extensions["login_throttle"] = LoginThrottle(limiter, app.config["LIMITS"][
         "login_failures_per_account_and_client"])
+
+
+def _rate_limit_headers_never_fail(app):
+    """Flask-Limiter reads Redis again after the view ran, for the X-RateLimit headers. With Redis
+    away that turned an accepted order into a 503, and the 503 itself into a 500 (chaos 9). The
+    limits are still checked fail-closed before the view; only the headers are left out."""
+    hooks = app.after_request_funcs.setdefault(None, [])
+    for index, hook in enumerate(hooks):
+        if isinstance(hook, partial) and getattr(hook.func, "__name__", "") == "__inject_headers":
+            hooks[index] = partial(_headers_or_none, hook)
+
+
+def _headers_or_none(inject, response):
+    try:
+        return inject(response)
+    except RedisError as exc:
+        log.warning("rate-limit headers left out, Redis unavailable: %r", exc)
+        return response
 
 
 class LoginThrottle:
