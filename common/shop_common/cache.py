@@ -48,29 +48,34 @@ def order_key(order_id):
 
 
 class ProductCache:
-    """Reads and fills product entries; ``invalidate`` after any change."""
+    """Reads and fills product entries as the JSON bytes the gateway sends: a hit is served without
+    decoding and encoding it again. ``invalidate`` after any change."""
 
     def __init__(self, redis_client):
         self.redis = redis_client
+
+    @staticmethod
+    def encode(value):
+        return json.dumps(value, separators=(",", ":")).encode()
 
     def _generation(self, key):
         return int(self.redis.get(key) or 0)
 
     def get_list(self, page, page_size, query):
+        """(the cached body or None, the key to fill on a miss)."""
         generation = self._generation(LIST_GENERATION_KEY)
         key = product_list_key(generation, page, page_size, query)
-        cached = self.redis.get(key)
-        return (json.loads(cached) if cached else None), key
+        return self.redis.get(key), key
 
     def get_product(self, product_id):
         generation = self._generation(product_generation_key(product_id))
         key = product_key(product_id, generation)
-        cached = self.redis.get(key)
-        return (json.loads(cached) if cached else None), key
+        return self.redis.get(key), key
 
-    def fill(self, key, value):
-        """Store under the key ``get_*`` returned, i.e. the generation read before the database."""
-        self.redis.set(key, json.dumps(value), ex=PRODUCT_TTL_SECONDS)
+    def fill(self, key, body):
+        """Store ``body`` (``encode``'s bytes) under the key ``get_*`` returned, i.e. the generation
+        read before the database."""
+        self.redis.set(key, body, ex=PRODUCT_TTL_SECONDS)
 
     def invalidate(self, product_ids=()):
         pipe = self.redis.pipeline()

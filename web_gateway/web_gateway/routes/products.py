@@ -25,10 +25,10 @@ def list_products():
     observability.cache_result("product_list", cached is not None)
     if cached is not None:
         return cached_response(cached, "HIT")
-    result = services().products.list_products(*args)
+    body = cache.encode(services().products.list_products(*args))
     if key:
-        from_cache(cache.fill, key, result)
-    return cached_response(result, "MISS")
+        from_cache(cache.fill, key, body)
+    return cached_response(body, "MISS")
 
 
 @blueprint.get("/products/<product_id>")
@@ -38,10 +38,10 @@ def get_product(product_id):
     observability.cache_result("product", cached is not None)
     if cached is not None:
         return cached_response(cached, "HIT")
-    product = services().products.get_product(product_id)
+    body = cache.encode(services().products.get_product(product_id))
     if key:
-        from_cache(cache.fill, key, product)
-    return cached_response(product, "MISS")
+        from_cache(cache.fill, key, body)
+    return cached_response(body, "MISS")
 
 
 @blueprint.post("/products")

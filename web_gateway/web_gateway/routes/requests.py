@@ -2,7 +2,7 @@
 import logging
 
 import redis
-from flask import jsonify
+from flask import Response
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ def from_cache(read, *args):
 
 
 def cached_response(body, cache_state):
-    response = jsonify(body)
+    """A catalogue body, JSON bytes as the cache keeps them."""
+    response = Response(body, mimetype="application/json")
     response.headers["X-Cache"] = cache_state
     return response
