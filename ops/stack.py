@@ -453,7 +453,8 @@ class Stack:
                 program.process_names(self.instance_count(program, include_spare))]
 
     def start_program(self, *names, include_spare=False, timeout=60):
-        """Start every instance of these components side by side; return when all run."""
+        """Start every instance of these components side by side; return when all run and every
+        service instance says it is ready (/health/ready: consumers started, as Kubernetes waits)."""
         processes = [process for name in names for process in self.process_names(name, include_spare)]
         for process in processes:
             if self.ctl.getProcessInfo(process)["statename"] not in ("RUNNING", "STARTING"):
@@ -464,7 +465,26 @@ class Stack:
                 if state["statename"] == "FATAL" or time.monotonic() > deadline:
                     raise RuntimeError(f"{process} did not start ({state['statename']}); see {self.log_dir}")
                 time.sleep(0.1)
+            self.wait_ready(process, deadline)
         self.write_prometheus_targets()
+
+    def wait_ready(self, process, deadline):
+        """Until a service instance's /health/ready answers 200 (supervisord's RUNNING only means alive)."""
+        program_name, instance = process.split(":")[0], process.rsplit("-", 1)[-1]
+        program = self.programs[program_name]
+        if not program_name.startswith("svc_") or program.metrics_offset is None:
+            return
+        url = f"http://127.0.0.1:{self.metrics_port(program, int(instance))}/health/ready"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{process} is running but not ready ({url}); see {self.log_dir}")
+            time.sleep(0.1)
 
     def stop_program(self, name):
         """Stop every instance of a component (gracefully, as supervisorctl stop does)."""
