@@ -186,6 +186,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._rewind = {}  # TopicPartition -> where to read again a partition whose worker was abandoned
         self._stalled_since = {}  # TopicPartition -> (position, since when it has not moved)
         self._stall_seconds = STALL_SECONDS
+        self._key_concurrency = KEY_CONCURRENCY
         self._lag_refresh_seconds = LAG_REFRESH_SECONDS
         self._lag_recorded_at = 0.0
 
@@ -197,6 +198,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         # extensions and kafka-python's connect there races the hub.
         self._consumer = make_consumer(self._servers, settings.get("group_id") or self.container.service_name)
         self._stall_seconds = float(settings.get("stall_seconds", STALL_SECONDS))
+        self._key_concurrency = int(settings.get("key_concurrency", KEY_CONCURRENCY))
         self._lag_refresh_seconds = float(settings.get("lag_refresh_seconds", LAG_REFRESH_SECONDS))
         self._dead_letters = make_producer(self._servers)
         self._keys = event_signing.configured_keys()
@@ -469,7 +471,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             by_key = {}
             for record in records:
                 by_key.setdefault(record.key, []).append(record)
-            pool = eventlet.GreenPool(KEY_CONCURRENCY)
+            pool = eventlet.GreenPool(self._key_concurrency)
             for same_key in by_key.values():
                 pool.spawn(handle_in_order, same_key)
             pool.waitall()

@@ -554,6 +554,39 @@ def test_a_slow_order_does_not_hold_up_other_orders_and_the_commit_waits_for_it(
     assert handled.index(("B", 1)) < handled.index(("B", 2)) < handled.index(("A", 1))
 
 
+def test_key_concurrency_one_handles_a_partition_strictly_in_turn(broker, topic):
+    """KAFKA.key_concurrency (KAFKA_KEY_CONCURRENCY) is honoured: with 1, a slow order holds up the rest."""
+    handled, release = [], eventlet.event.Event()
+
+    class InTurn:
+        name = "in_turn"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            if event["payload"]["order"] == "A":
+                release.wait()
+            handled.append(event["payload"]["order"])
+
+    publish_keyed(broker, topic, ("A", "B", "C"))
+    container = run_service(broker, InTurn, f"g-{uuid.uuid4().hex[:6]}", key_concurrency=1)
+    try:
+        eventlet.sleep(2)
+        assert handled == []  # B and C wait behind A
+        release.send()
+        wait_until(lambda: len(handled) == 3)
+    finally:
+        container.stop()
+    assert handled[0] == "A"
+
+
+def publish_keyed(broker, topic, orders):
+    producer = KafkaProducer(bootstrap_servers=broker)
+    for order in orders:
+        producer.send(topic, key=order.encode(), value=envelope(order=order, n=1))
+    producer.flush()
+    producer.close()
+
+
 def test_probes_say_live_and_ready_while_the_consumer_polls_and_not_ready_once_it_stops(broker, topic):
     """What Kubernetes and compose probe on each service's metrics port."""
     import requests
