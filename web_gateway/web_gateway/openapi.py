@@ -91,7 +91,8 @@ SPEC = {
             "Product": {"type": "object", "properties": {
                 "id": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"},
                 "description": {"type": "string"}, "price": MONEY, "currency": CURRENCY,
-                "stock": {"type": "integer", "minimum": 0}}},
+                "stock": {"type": "integer", "minimum": 0},
+                "active": {"type": "boolean", "description": "false: no longer sold (kept for its orders)"}}},
             "ProductPage": {"type": "object", "properties": {
                 "items": {"type": "array", "items": _ref("Product")}, "page": {"type": "integer"},
                 "page_size": {"type": "integer", "maximum": 100}, "total": {"type": "integer"}}},
@@ -100,7 +101,8 @@ SPEC = {
                 "status": {"enum": ["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]},
                 "items": {"type": "array", "items": {"type": "object", "properties": {
                     "product_id": {"type": "string"}, "quantity": {"type": "integer"}, "unit_price": MONEY}}},
-                "total": MONEY, "currency": CURRENCY, "message": {"type": "string"},
+                "total": MONEY, "currency": CURRENCY, "message": {"type": ["string", "null"]},
+                "shipping_address": dict(ADDRESS, description="the customer's address when the order was placed"),
                 "payment": _ref("Payment"),
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"}}},
