@@ -43,9 +43,9 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from shop_common import event_signing, events, faults
+from shop_common.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from shop_common.errors import DomainError, TransientError
 from shop_common.metrics import EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, READINESS_CHECKS
 
@@ -64,8 +64,8 @@ KEY_CONCURRENCY = 5
 BUSY_POLL_MS, IDLE_POLL_MS = 10, 200
 STALL_SECONDS = 30.0  # a partition with records to read that does not move for this long is fetched afresh
 
-TRANSIENT = (TransientError, OperationalError, InterfaceError, DisconnectionError, RedisConnectionError,
-             RedisTimeoutError, KafkaError, ConnectionError, TimeoutError, OSError)
+TRANSIENT = (TransientError, *DATABASE_UNAVAILABLE, RedisConnectionError, RedisTimeoutError, KafkaError,
+             ConnectionError, TimeoutError, OSError)
 
 
 def kafka_settings():
