@@ -110,6 +110,20 @@ def rabbitmq_password_variable(component):
     return f"RABBITMQ_PASSWORD_{component.upper()}"
 
 
+def development_secrets():
+    """The secrets the local runner makes for itself: name -> how to make one."""
+    return {
+        "SHOP_JWT_SECRET": lambda: secrets.token_urlsafe(48),
+        "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(24),
+        "SHOP_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+        "SHOP_EVENT_KEYS": lambda: ",".join(f"{producer}={secrets.token_urlsafe(32)}"
+                                            for producer in ("order_service", "inventory_service",
+                                                             "payment_service")),
+        **{rabbitmq_password_variable(component): lambda: secrets.token_urlsafe(32)
+           for component in rpc_access.COMPONENTS},
+    }
+
+
 def log(message):
     print(f"[shop] {message}", flush=True)
 
@@ -227,16 +241,7 @@ class Stack:
         A name missing from an older file is added, the rest kept: tokens and
         webhooks of a running shop stay valid across restarts.
         """
-        wanted = {
-            "SHOP_JWT_SECRET": lambda: secrets.token_urlsafe(48),
-            "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(24),
-            "SHOP_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
-            "SHOP_EVENT_KEYS": lambda: ",".join(f"{producer}={secrets.token_urlsafe(32)}"
-                                                for producer in ("order_service", "inventory_service",
-                                                                 "payment_service")),
-            **{rabbitmq_password_variable(component): lambda: secrets.token_urlsafe(32)
-               for component in rpc_access.COMPONENTS},
-        }
+        wanted = development_secrets()
         current = {}
         if self.secrets_path.exists():
             for line in self.secrets_path.read_text().splitlines():

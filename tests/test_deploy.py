@@ -64,6 +64,12 @@ def test_each_consistency_check_fails_on_its_drift(rendered, compose_file):
     assert any(p.startswith("svc_order: variables only in Kubernetes ['SHOP_EVENT_KEYS']") for p in problems)
     assert any("svc_product is given secrets it never reads in compose" in p for p in problems)
 
+    unknown = copy.deepcopy(dev)
+    pod(unknown, "svc-user")["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "SHOP_NEW_SECRET", "valueFrom": {"secretKeyRef": {"name": "shop-secrets", "key": "SHOP_NEW_SECRET"}}})
+    assert "svc_user: the local runner has no ['SHOP_NEW_SECRET']" in deploy_check.environment_problems(
+        unknown, compose_file)
+
     moved = copy.deepcopy(dev)
     container = pod(moved, "svc-payment")["spec"]["template"]["spec"]["containers"][0]
     container["readinessProbe"]["httpGet"]["path"] = "/metrics"
