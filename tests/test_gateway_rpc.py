@@ -31,7 +31,10 @@ def test_calls_share_one_reply_consumer_and_a_fresh_one_follows_idleness(clients
     assert opened == []  # stock nameko: two new connections per call (lost-reply check, consumer)
     monkeypatch.setattr(KeptReplyListener, "IDLE_SECONDS", 0.2)
     time.sleep(0.3)
-    assert clients.call("product_service", "health")["status"] == "ok"
+    # Two calls: the first's reply may already be read while the idle consumer is closed (the
+    # reply queue is the same), in which case the second call is the one that consumes afresh.
+    for _ in range(2):
+        assert clients.call("product_service", "health")["status"] == "ok"
     assert opened == [1]
 
 
