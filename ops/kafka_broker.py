@@ -1,10 +1,14 @@
 """The local Kafka broker, as supervisord runs it: Tansu, then the shop's topics.
 
 Tansu keeps everything in memory, so a restarted broker has no topics; this
-wrapper creates them every time the broker starts (a producer would
-otherwise auto-create them with Tansu's default partition count). The broker
-is a child that dies with the wrapper, so a SIGKILL of the wrapper never
-leaves an orphan holding the port.
+wrapper creates them every time the broker starts. Tansu auto-creates a topic
+(with four partitions) for any client that asks for it, and ignores the
+client's "do not create" flag, so after a restart the services' own metadata
+requests may win the race: a topic then has four partitions, not three. That
+is harmless (keys spread over four; consumers rejoin for the new count, see
+shop_common.kafka._take_up_pending_joins); real Kafka in compose and
+Kubernetes has auto-creation off. The broker is a child that dies with the
+wrapper, so a SIGKILL of the wrapper never leaves an orphan holding the port.
 """
 import argparse
 import ctypes

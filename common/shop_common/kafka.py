@@ -37,7 +37,7 @@ from eventlet.event import Event
 from eventlet.queue import Empty, LightQueue
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 from nameko import config
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
@@ -47,7 +47,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shop_common import event_signing, events, faults
 from shop_common.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from shop_common.errors import DomainError, TransientError
-from shop_common.metrics import EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, READINESS_CHECKS
+from shop_common.metrics import (EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, LIVENESS_CHECKS,
+                                  READINESS_CHECKS)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ KEY_CONCURRENCY = 5
 # The poller's wait for records: short while batches are being handled, so a finished batch is
 # committed and its partition fetched again at once; long when idle, to cost nothing.
 BUSY_POLL_MS, IDLE_POLL_MS = 10, 200
+JOIN_POLL_MS = 3000  # while the member (re)joins its group; heartbeats have a thread of their own
 STALL_SECONDS = 30.0  # a partition with records to read that does not move for this long is fetched afresh
+# A poller that has not come round for this long is wedged: /health/live fails and the process is restarted.
+# Far above one turn's worst case (a rebalance waits REVOKE_WAIT_SECONDS, a commit or a join a few seconds).
+POLLER_LIVE_SECONDS = 60.0
 
 TRANSIENT = (TransientError, *DATABASE_UNAVAILABLE, RedisConnectionError, RedisTimeoutError, KafkaError,
              ConnectionError, TimeoutError, OSError)
@@ -112,7 +117,30 @@ def make_consumer(bootstrap_servers, group_id, leave_group=None, **overrides):
         leave_group = _enabled(kafka_settings().get("leave_group", True))
     if not leave_group:
         _never_leave_group(consumer)
+    _take_up_pending_joins(consumer)
     return consumer
+
+
+def _take_up_pending_joins(consumer):
+    """kafka-python 3.0.12 leaves a JoinGroup/SyncGroup round that outlives one poll() running, and
+    the next poll() takes it up only while ``need_rejoin()`` is true. When the rejoin came from a
+    metadata change (partitions added, or a restarted Tansu re-creating a topic with its default of
+    four), the leader's own assignment inside that round makes ``need_rejoin()`` false: the finished
+    round is never taken up, and the member stays "rebalancing" with its partitions pending
+    revocation, fetching nothing, for good (test_a_broker_that_lost_its_log_is_read_again_from_its_start;
+    chaos experiment 8). Java's coordinator loops while a join is needed *or pending*; so does this."""
+    coordinator = consumer._coordinator
+    need_rejoin = coordinator.need_rejoin
+
+    def need_rejoin_or_pending():
+        return need_rejoin() or getattr(coordinator, "_join_task", None) is not None
+
+    coordinator.need_rejoin = need_rejoin_or_pending
+
+
+def _in_the_group(consumer):
+    state = getattr(consumer._coordinator, "state", MemberState.STABLE)
+    return state == MemberState.STABLE
 
 
 def _enabled(value):
@@ -189,6 +217,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._key_concurrency = KEY_CONCURRENCY
         self._lag_refresh_seconds = LAG_REFRESH_SECONDS
         self._lag_recorded_at = 0.0
+        self._polled_at = time.monotonic()  # when the poller last came round
 
     # -- lifecycle ---------------------------------------------------------
     def setup(self):
@@ -203,10 +232,19 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._dead_letters = make_producer(self._servers)
         self._keys = event_signing.configured_keys()
         READINESS_CHECKS[f"{self.container.service_name}.kafka_consumer"] = self._readiness
+        LIVENESS_CHECKS[f"{self.container.service_name}.kafka_poller"] = self._liveness
 
     def _readiness(self):
         polling = self._running and not self._loop_exited.ready()
         return polling, "polling" if polling else "stopped"
+
+    def _liveness(self):
+        if not self._running:
+            return True, "stopped"
+        idle = time.monotonic() - self._polled_at
+        if idle > POLLER_LIVE_SECONDS:
+            return False, f"poller stuck for {idle:.0f}s"
+        return True, "polling"
 
     def start(self):
         topics = sorted({provider.topic for provider in self._providers})
@@ -252,6 +290,10 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             return {"running": False}
         return {
             "running": self._running,
+            "polled_seconds_ago": round(time.monotonic() - self._polled_at, 1),
+            "member": {"state": getattr(consumer._coordinator, "state", None),
+                       "generation": getattr(consumer._coordinator, "_generation", None) and
+                       consumer._coordinator._generation.generation_id},
             "assigned": sorted(_name(tp) for tp in consumer.assignment()),
             "paused": sorted(_name(tp) for tp in consumer.paused()),
             "in_hand": {_name(tp): {"next_offset": claim.next_offset, "cancelled": claim.cancelled}
@@ -265,6 +307,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
     def _run(self):
         try:
             while self._running:
+                self._polled_at = time.monotonic()
                 try:
                     self._poll_once()
                 except ContainerBeingKilled:
@@ -279,7 +322,12 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._loop_exited.send(None)
 
     def _poll_once(self):
-        batches = self._consumer.poll(timeout_ms=BUSY_POLL_MS if self._in_flight else IDLE_POLL_MS)
+        if not _in_the_group(self._consumer):
+            # Joining: wait for the round to finish rather than leave it running past this poll.
+            timeout_ms = JOIN_POLL_MS
+        else:
+            timeout_ms = BUSY_POLL_MS if self._in_flight else IDLE_POLL_MS
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
         for tp, records in batches.items():
             self._consumer.pause(tp)
             claim = self._in_flight[tp] = _Claim(tp, records[0].offset)
@@ -385,9 +433,9 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             return
         try:
             ends = self._consumer.end_offsets(assigned, timeout_ms=2000)
-        except Exception as exc:  # broker away: keep the last figures
+        except Exception as exc:  # broker away, or not answering ListOffsets: the fetches' high watermarks
             log.debug("end offsets unavailable: %r", exc)
-            return
+            ends = {}
         for tp in assigned:
             # The fetch's high watermark as well: Tansu's ListOffsets can answer low.
             known = [offset for offset in (ends.get(tp), self._consumer.highwater(tp)) if offset is not None]
@@ -417,7 +465,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             position = self._consumer.position(tp, timeout_ms=1000)
         except Exception:
             return
-        if position is None or position >= end:
+        if position is None or position == end:
             self._stalled_since.pop(tp, None)
             return
         seen = self._stalled_since.get(tp)
@@ -426,11 +474,33 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             return
         if time.monotonic() - seen[1] < self._stall_seconds:
             return
+        del self._stalled_since[tp]
+        if position > end:
+            self._read_again_from_the_log(tp, position, end)
+            return
         log.warning("partition %s has stayed at offset %d for %.0fs with records up to %d to read; "
                     "fetching it afresh. Fetch state: %s", _name(tp), position, time.monotonic() - seen[1], end,
                     json.dumps(_fetcher_view(self._consumer)))
-        del self._stalled_since[tp]
         self._restart_fetch(tp, position)
+
+    def _read_again_from_the_log(self, tp, position, end):
+        """The position is past the partition's end, and stays there: the log it was reached in is
+        gone (a broker that lost its data, a topic deleted and created again). Real Kafka answers
+        OffsetOutOfRange and the consumer resets itself; Tansu answers with no records, which would
+        leave the partition unread for good. Read it again from the group's committed offset, or
+        from its beginning; the inbox makes records handled before harmless."""
+        try:
+            committed = self._consumer.committed(tp, timeout_ms=2000)
+        except Exception:
+            committed = None
+        restart = committed if committed is not None and committed <= end else None
+        log.warning("partition %s: position %d is past its end %d (its log was lost); reading it again from %s",
+                    _name(tp), position, end, restart if restart is not None else "its beginning")
+        if restart is None:
+            self._consumer.seek_to_beginning(tp)
+            restart = self._consumer.position(tp, timeout_ms=2000)
+        self._committed.pop(tp, None)
+        self._restart_fetch(tp, restart)
 
     def _restart_fetch(self, tp, position):
         self._resume(tp, position)

@@ -81,6 +81,9 @@ BUILD_INFO = Gauge("shop_build_info", "Version of the running component (always 
 _servers_started = set()
 # name -> callable answering (ready, detail); each service container adds its own (ServiceTelemetry).
 READINESS_CHECKS = {}
+# name -> callable answering (live, detail): a part of the process that can wedge without the process
+# dying (the Kafka poller). Never a dependency: a broker away must not get every pod restarted.
+LIVENESS_CHECKS = {}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -88,25 +91,31 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def _run_checks(checks):
+    details, passed = {}, True
+    for name, check in list(checks.items()):
+        ok, details[name] = check()
+        passed = passed and ok
+    return passed, details
+
+
 def _readiness():
-    details = {}
-    for name, check in list(READINESS_CHECKS.items()):
-        ready, detail = check()
-        details[name] = detail
-        if not ready:
-            return False, details
-    return bool(READINESS_CHECKS), details
+    ready, details = _run_checks(READINESS_CHECKS)
+    return ready and bool(READINESS_CHECKS), details
 
 
 def _probes_and_metrics(registry):
-    """/health/live: this process answers (a blocked event loop would not); /health/ready: its
+    """/health/live: this process answers (a blocked event loop would not) and nothing in it is wedged
+    (LIVENESS_CHECKS); /health/ready: its
     consumers run (what Kubernetes and compose probe); anything else: Prometheus' /metrics."""
     metrics = make_wsgi_app(registry) if METRICS_ENABLED else None
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == "/health/live":
-            status, body = "200 OK", {"status": "live"}
+            live, details = _run_checks(LIVENESS_CHECKS)
+            status = "200 OK" if live else "503 Service Unavailable"
+            body = {"status": "live" if live else "not_live", "checks": details}
         elif path == "/health/ready":
             ready, details = _readiness()
             status = "200 OK" if ready else "503 Service Unavailable"

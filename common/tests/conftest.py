@@ -10,9 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ops"))
 from stack import free_port, tansu_binary, wait_for_port  # noqa: E402
 
 
-def start_tansu():
-    """A broker of our own on a free port: (process, "127.0.0.1:port")."""
-    port = free_port()
+def start_tansu(port=None):
+    """A broker of our own on ``port`` (default: a free one): (process, "127.0.0.1:port")."""
+    port = port or free_port()
     process = subprocess.Popen(
         [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
          "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
@@ -27,6 +27,12 @@ def broker():
     yield address
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture
+def start_broker():
+    """start_tansu, for a test that restarts its own broker on the same port."""
+    return start_tansu
 
 
 @pytest.fixture

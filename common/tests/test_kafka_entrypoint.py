@@ -591,7 +591,7 @@ def test_probes_say_live_and_ready_while_the_consumer_polls_and_not_ready_once_i
     """What Kubernetes and compose probe on each service's metrics port."""
     import requests
 
-    from shop_common.metrics import READINESS_CHECKS, ServiceTelemetry
+    from shop_common.metrics import LIVENESS_CHECKS, READINESS_CHECKS, ServiceTelemetry
     from stack import free_port
 
     class Probed:
@@ -603,12 +603,14 @@ def test_probes_say_live_and_ready_while_the_consumer_polls_and_not_ready_once_i
             pass
 
     READINESS_CHECKS.clear()  # containers of earlier tests in this process registered theirs
+    LIVENESS_CHECKS.clear()
     port = free_port()
     with config.patch({"METRICS_PORT": port}):
         container = run_service(broker, Probed, f"g-{uuid.uuid4().hex[:6]}")
     base = f"http://127.0.0.1:{port}"
     try:
-        assert requests.get(f"{base}/health/live", timeout=5).status_code == 200
+        live = requests.get(f"{base}/health/live", timeout=5)
+        assert live.status_code == 200 and live.json()["checks"] == {"probed.kafka_poller": "polling"}
         ready = requests.get(f"{base}/health/ready", timeout=5)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"probed": "started", "probed.kafka_consumer": "polling"}
@@ -618,3 +620,120 @@ def test_probes_say_live_and_ready_while_the_consumer_polls_and_not_ready_once_i
     stopped = requests.get(f"{base}/health/ready", timeout=5)
     assert stopped.status_code == 503 and stopped.json()["status"] == "not_ready"
     assert requests.get(f"{base}/health/live", timeout=5).status_code == 200
+
+
+def test_a_wedged_poller_fails_the_liveness_probe_until_it_comes_round_again(broker, topic, monkeypatch):
+    """Kubernetes restarts a process whose /health/live fails: a Kafka poller stuck in a call that
+    never returns must fail it, though the process itself still answers."""
+    import requests
+
+    from shop_common import kafka as shop_kafka
+    from shop_common.metrics import LIVENESS_CHECKS, ServiceTelemetry
+    from stack import free_port
+
+    class Polled:
+        name = "polled"
+        telemetry = ServiceTelemetry()
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            pass
+
+    LIVENESS_CHECKS.clear()
+    monkeypatch.setattr(shop_kafka, "POLLER_LIVE_SECONDS", 1.0)
+    port = free_port()
+    with config.patch({"METRICS_PORT": port}):
+        container = run_service(broker, Polled, f"g-{uuid.uuid4().hex[:6]}")
+    live_url = f"http://127.0.0.1:{port}/health/live"
+    consumer = next(ext for ext in container.extensions if isinstance(ext, shop_kafka.KafkaEventConsumer))
+    release = eventlet.event.Event()
+    real_poll = consumer._consumer.poll
+
+    def stuck_poll(**kwargs):
+        release.wait()
+        return real_poll(**kwargs)
+
+    try:
+        wait_until(lambda: requests.get(live_url, timeout=5).status_code == 200)
+        consumer._consumer.poll = stuck_poll
+        wait_until(lambda: requests.get(live_url, timeout=5).status_code == 503, timeout=10)
+        assert "poller stuck" in requests.get(live_url, timeout=5).json()["checks"]["polled.kafka_poller"]
+        release.send(None)
+        wait_until(lambda: requests.get(live_url, timeout=5).status_code == 200, timeout=10)
+    finally:
+        if not release.ready():
+            release.send(None)
+        container.stop()
+
+
+def test_a_broker_that_lost_its_log_is_read_again_from_its_start(own_broker, start_broker):
+    """Tansu keeps nothing on disk: after a restart the topic comes back empty, re-created by the
+    first client that asks for it with four partitions instead of one. The member rejoins for the
+    new partitions; kafka-python 3.0.12 never took up that join round (_take_up_pending_joins), and
+    the member read nothing more, for good (chaos experiment 8)."""
+    process, address = own_broker
+    lost = new_topic(address)
+    handled = []
+
+    class Reader:
+        name = "reader"
+
+        @kafka_event(lost, "Thing")
+        def handle(self, event):
+            handled.append(event["payload"]["n"])
+
+    container = run_service(address, Reader, f"g-{uuid.uuid4().hex[:6]}", stall_seconds=1, lag_refresh_seconds=0.5,
+                            leave_group=False)
+    restarted = None
+    try:
+        publish(address, lost, [envelope(n=n) for n in range(30)])
+        wait_until(lambda: len(handled) == 30, timeout=30)
+        process.kill()
+        process.wait(10)
+        restarted, _ = start_broker(int(address.rsplit(":", 1)[1]))
+        new_topic_named(address, lost)
+        publish(address, lost, [envelope(n=n) for n in range(100, 103)])
+        wait_until(lambda: {100, 101, 102} <= set(handled), timeout=90)
+    finally:
+        container.stop()
+        if restarted is not None:
+            restarted.kill()
+            restarted.wait(10)
+
+
+def new_topic_named(broker, name, partitions=1):
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        if name not in admin.list_topics():
+            admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def test_a_position_past_the_end_of_its_log_is_read_again_from_the_committed_offset(broker):
+    """What a member that kept its partition across a broker losing its log holds: a position past
+    the partition's end. Real Kafka answers OffsetOutOfRange and the consumer resets itself; Tansu
+    answers no records, so the watch does it."""
+    from shop_common.kafka import KafkaEventConsumer
+
+    lost = new_topic(broker)
+    handled = []
+
+    class Reader:
+        name = "reader"
+
+        @kafka_event(lost, "Thing")
+        def handle(self, event):
+            handled.append(event["payload"]["n"])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    container = run_service(broker, Reader, group, stall_seconds=1, lag_refresh_seconds=0.5)
+    try:
+        publish(broker, lost, [envelope(n=n) for n in range(3)])
+        wait_until(lambda: handled == [0, 1, 2] and committed(broker, group, lost) == 3, timeout=30)
+        consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventConsumer))._consumer
+        consumer.seek(TopicPartition(lost, 0), 1000)  # as if the log it was reached in had gone
+        publish(broker, lost, [envelope(n=n) for n in range(3, 6)])
+        wait_until(lambda: handled[3:] == [3, 4, 5], timeout=30)
+    finally:
+        container.stop()
