@@ -292,8 +292,17 @@ class StockLevel(RequestModel):
     reason: Reason
 
 
-REQUEST_MODELS = (Registration, Login, RefreshRequest, LogoutRequest, PasswordChange, ProfileChanges, NewProduct, ProductChanges, NewOrder, CancelRequest,
-                  StockAdjustment)
+class StripeEvent(BaseModel):
+    """What Stripe posts to the webhook: trusted for its signature (stripe.Webhook), not for this shape,
+    and carrying many more fields than the three the shop reads."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+REQUEST_MODELS = (Registration, Login, RefreshRequest, LogoutRequest, PasswordChange, ProfileChanges, NewProduct,
+                  ProductChanges, NewOrder, CancelRequest, StockAdjustment, StripeEvent)
 
 
 def field_name(location):

@@ -150,6 +150,22 @@ def test_the_openapi_document_is_valid_and_its_request_bodies_are_the_models_the
         assert spec["components"]["schemas"][model.__name__] == own
 
 
+def test_every_answer_of_the_openapi_document_is_a_response_model(client):
+    """Response bodies come from shop_common.responses, and every model there answers some route."""
+    from shop_common import responses
+
+    spec = client.get("/openapi.json").json
+    answered = {response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                for path in spec["paths"].values() for operation in path.values()
+                for response in operation["responses"].values() if "content" in response}
+    assert answered == {model.__name__ for model in responses.RESPONSE_MODELS}
+    for model in responses.RESPONSE_MODELS:
+        schema = spec["components"]["schemas"][model.__name__]
+        assert set(schema["properties"]) == set(model.model_fields)
+        assert set(schema.get("required", ())) == {name for name, field in model.model_fields.items()
+                                                   if field.is_required()}
+
+
 def test_the_contract_document_lists_every_operation_of_the_openapi_document():
     from pathlib import Path
 

@@ -1,10 +1,11 @@
 """The public contract as OpenAPI 3.1, served at GET /openapi.json.
 
-Request bodies are the models the services validate with (``shop_common.api``), taken as
-their JSON Schema, so the document cannot promise what the server refuses.
+Request bodies are the models the services validate with (``shop_common.api``), and
+responses the models of what they answer (``shop_common.responses``), taken as their JSON
+Schema: the document cannot promise what the server refuses, and the fuzzing tests check
+every live answer against it. This module adds only the routes.
 """
-from shop_common import api
-from shop_common.money import CURRENCIES
+from shop_common import api, responses
 from web_gateway.errors import HTTP_ERRORS
 
 
@@ -59,86 +60,13 @@ ERROR = ("error", "Error")
 # Answered by gunicorn itself (limit_request_line, 4094 bytes), before the application: no JSON body.
 URI_TOO_LONG = ("the request line is longer than 4094 bytes", None)
 RATE_LIMITED = ("rate_limited: too many attempts from this client or account; wait Retry-After seconds", "Error")
-# In the currency's minor units: "19.99" USD, "1500" JPY.
-MONEY = {"type": "string", "pattern": r"^(0|[1-9]\d*)(\.\d+)?$"}
-CURRENCY = {"enum": list(CURRENCIES)}
-ADDRESS = {"type": "object", "required": ["line1", "city", "postal_code", "country"],
-           "properties": {key: {"type": "string"} for key in ("line1", "line2", "city", "postal_code", "country")}}
 
 SPEC = {
     "openapi": "3.1.0",
     "info": {"title": "The shop", "version": "1.2.0"},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                               "details": {"type": "object"}}}}},
-            "UserSummary": {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "email", "name")}},
-            "Token": {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
-                "access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
-                "expires_in": {"type": "integer"}, "refresh_token": {"type": "string"},
-                "refresh_expires_in": {"type": "integer"}}},
-            "LoggedOut": {"type": "object", "properties": {"logged_out": {"const": True},
-                                                           "everywhere": {"type": "boolean"}}},
-            "User": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"},
-                                                      "name": {"type": "string"}, "address": ADDRESS,
-                                                      "preferences": {"type": "object"}}},
-            "Notifications": {"type": "object", "properties": {"items": {"type": "array", "items": {
-                "type": "object", "properties": {k: {"type": "string"} for k in
-                                                 ("order_id", "kind", "message", "created_at")}}}}},
-            "Product": {"type": "object", "properties": {
-                "id": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"},
-                "description": {"type": "string"}, "price": MONEY, "currency": CURRENCY,
-                "stock": {"type": "integer", "minimum": 0},
-                "active": {"type": "boolean", "description": "false: no longer sold (kept for its orders)"}}},
-            "ProductPage": {"type": "object", "properties": {
-                "items": {"type": "array", "items": _ref("Product")}, "page": {"type": "integer"},
-                "page_size": {"type": "integer", "maximum": 100}, "total": {"type": "integer"}}},
-            "Order": {"type": "object", "properties": {
-                "id": {"type": "string"},
-                "status": {"enum": ["PENDING", "PAID", "PAYMENT_FAILED", "CANCELLED"]},
-                "items": {"type": "array", "items": {"type": "object", "properties": {
-                    "product_id": {"type": "string"}, "quantity": {"type": "integer"}, "unit_price": MONEY}}},
-                "total": MONEY, "currency": CURRENCY, "message": {"type": ["string", "null"]},
-                "shipping_address": dict(ADDRESS, description="the customer's address when the order was placed"),
-                "payment": _ref("Payment"),
-                "created_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"}}},
-            "Payment": {
-                "type": "object", "required": ["status"],
-                "description": "Where the order's payment stands. While status is requires_action the shopper "
-                               "must authenticate (3-D Secure) before expires_at: client_secret for Stripe.js, "
-                               "or redirect_url when set.",
-                "properties": {
-                    "status": {"enum": ["pending", "requires_action", "succeeded", "failed", "refunded", "voided"]},
-                    "client_secret": {"type": "string"},
-                    "next_action": {"type": "object", "properties": {
-                        "type": {"type": "string"}, "redirect_url": {"type": ["string", "null"]}}},
-                    "expires_at": {"type": "string", "format": "date-time"}}},
-            "AdminOrder": {"type": "object", "properties": {
-                "order": _ref("Order"),
-                "history": {"type": "array", "items": {"type": "object", "properties": {
-                    "event_id": {"type": ["string", "null"]}, "event_type": {"type": "string"},
-                    "status_after": {"type": "string"}, "detail": {"type": "object"},
-                    "recorded_at": {"type": "string", "format": "date-time"}}}},
-                "payment": {"type": ["object", "null"], "description": "as the Payment service recorded it"},
-                "reservation": {"type": ["object", "null"], "description": "what Inventory did with the stock"},
-                "unavailable": {"type": "array", "items": {"type": "string"},
-                                "description": "services that did not answer in time (their part is null)"}}},
-            "StockEntry": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "product_id": {"type": "string"}, "delta": {"type": "integer"},
-                "stock_after": {"type": "integer", "minimum": 0}, "reason": {"type": "string"},
-                "by": {"type": "string"}, "recorded_at": {"type": "string", "format": "date-time"}}},
-            "StockLedger": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("StockEntry")}}},
-            "StripeEvent": {"type": "object", "required": ["id", "type", "data"], "properties": {
-                "id": {"type": "string"}, "type": {"type": "string"}, "data": {"type": "object"}}},
-            "WebhookReceipt": {"type": "object", "properties": {
-                "received": {"const": True}, "applied": {"type": "boolean"}}},
-            "Orders": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Order")}}},
-            "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
-        },
+        "schemas": {},  # the request and response models' JSON Schema, below
     },
     "paths": {
         "/health": {"get": _op("The gateway process serves", {200: ("ok", "Status")})},
@@ -232,17 +160,32 @@ SPEC = {
 }
 
 
-def _request_schemas():
-    """Each request model's JSON Schema, and the models it nests, as OpenAPI components."""
+def _schemas(models):
+    """Each model's JSON Schema, and the models it nests, as OpenAPI components."""
     schemas = {}
-    for model in api.REQUEST_MODELS:
+    for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     return schemas
 
 
-SPEC["components"]["schemas"].update(_request_schemas())
+def _without_response_noise(schema):
+    """A response model's schema without what pydantic adds for Python's sake: titles, and the
+    ``default: null`` of a field an answer may leave out (it is never null unless its type says so)."""
+    if isinstance(schema, dict):
+        return {key: _without_response_noise(value) for key, value in schema.items()
+                if key != "title" and not (key == "default" and value is None)}
+    if isinstance(schema, list):
+        return [_without_response_noise(value) for value in schema]
+    return schema
+
+
+_requests = _schemas(api.REQUEST_MODELS)
+_responses = {name: _without_response_noise(schema) for name, schema in _schemas(responses.RESPONSE_MODELS).items()}
+assert not set(_requests) & set(_responses), "a request and a response model share a name"
+SPEC["components"]["schemas"].update(_responses)
+SPEC["components"]["schemas"].update(_requests)
 
 OPERATIONS_BEGIN = "<!-- operations: generated by `make contracts` from /openapi.json; do not edit by hand -->"
 OPERATIONS_END = "<!-- end of operations -->"
