@@ -24,7 +24,7 @@ from shop_common.metrics import PAYMENTS
 from shop_common.money import charge_range, format_amount
 from svc_payment import events
 from svc_payment.models import PaymentStatus as Status
-from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, stripe_events
+from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, reconciliation_runs, stripe_events
 from svc_payment.schemas import payment_view
 from svc_payment.service_name import NAME
 
@@ -400,6 +400,32 @@ class PaymentStore:
         with self.transactions.begin() as session:
             session.execute(update(orphan_refunds).where(orphan_refunds.c.intent_id == intent_id)
                             .values(refund_id=refund_id))
+
+    def claim_reconciliation(self, interval_seconds):
+        """The id of a new periodic reconciliation run when none started in the last ``interval_seconds``
+        (of any instance), else None. A run that died unfinished is replaced after the interval."""
+        with self.transactions.begin() as session:
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext('payment:reconciliation'))"))
+            recent = session.execute(
+                select(reconciliation_runs.c.id)
+                .where(reconciliation_runs.c.started_at > func.now() - seconds(interval_seconds))
+            ).first()
+            if recent is not None:
+                return None
+            return session.execute(reconciliation_runs.insert().returning(reconciliation_runs.c.id)).scalar_one()
+
+    def finish_reconciliation(self, run_id, summary):
+        with self.transactions.begin() as session:
+            session.execute(update(reconciliation_runs).where(reconciliation_runs.c.id == run_id)
+                            .values(finished_at=func.now(), summary=summary))
+
+    def last_reconciliation(self):
+        """The findings by kind of the latest finished run, or None before the first."""
+        with self.transactions.begin() as session:
+            return session.execute(
+                select(reconciliation_runs.c.summary).where(reconciliation_runs.c.finished_at.is_not(None))
+                .order_by(reconciliation_runs.c.finished_at.desc()).limit(1)
+            ).scalar()
 
     def counts(self):
         """Payments by status, for the gauges."""

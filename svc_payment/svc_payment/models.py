@@ -77,6 +77,16 @@ orphan_refunds = Table(
     Column("reason", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+# One periodic reconciliation per interval, whichever instance claims it; its findings by kind, which every
+# instance reports as shop_payments_unreconciled (so no instance shows a stale or partial figure).
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("summary", JSONB),
+)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 

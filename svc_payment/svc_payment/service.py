@@ -25,6 +25,7 @@ CHECK_INTERVAL_SECONDS = float(os.environ.get("SHOP_PAYMENT_CHECK_INTERVAL_SECON
 GAUGES_INTERVAL_SECONDS = float(os.environ.get("SHOP_PAYMENT_GAUGES_INTERVAL_SECONDS", "15"))
 # Reconciliation: how often, over how far back, and how old a payment must be to be judged (in flight before).
 RECONCILE_INTERVAL_SECONDS = float(os.environ.get("SHOP_RECONCILE_INTERVAL_SECONDS", "3600"))
+RECONCILE_CHECK_SECONDS = min(RECONCILE_INTERVAL_SECONDS, 60.0)  # how often an instance asks whether a run is due
 RECONCILE_WINDOW_SECONDS = int(os.environ.get("SHOP_RECONCILE_WINDOW_SECONDS", str(2 * 86400)))
 RECONCILE_GRACE_SECONDS = int(os.environ.get("SHOP_RECONCILE_GRACE_SECONDS", "900"))
 # A webhook waits this long for a worker that is talking to Stripe about the same order.
@@ -97,21 +98,28 @@ class PaymentService(ServiceBase):
 
     @timer(interval=GAUGES_INTERVAL_SECONDS, eager=True)
     def record_payment_gauges(self):
-        """Feeds the RefundsStuck and payments dashboards."""
+        """Feeds the RefundsStuck and payments dashboards, and PaymentsUnreconciled from the latest
+        reconciliation run, whichever instance ran it (zeros before the first)."""
         counts = self.payments.counts()
         for status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.SETTLING, PaymentStatus.REFUND_PENDING,
                        PaymentStatus.REFUND_FAILED):
             PAYMENTS_BY_STATUS.labels(status).set(counts.get(status, 0))
+        found = self.payments.last_reconciliation() or {}
+        for kind in reconciliation.KINDS:
+            PAYMENTS_UNRECONCILED.labels(kind).set(found.get(kind, 0))
 
-    @timer(interval=RECONCILE_INTERVAL_SECONDS, eager=True)
+    @timer(interval=RECONCILE_CHECK_SECONDS, eager=True)
     def reconcile_recent_payments(self):
-        """Feeds shop_payments_unreconciled and the PaymentsUnreconciled alert (at start too, so the
-        gauge exists before the first interval ends)."""
+        """Once per RECONCILE_INTERVAL_SECONDS across all instances (the one that claims the run): compare
+        the window with Stripe, record the findings by kind for the gauges, log each one."""
+        run_id = self.payments.claim_reconciliation(RECONCILE_INTERVAL_SECONDS)
+        if run_id is None:
+            return
         findings = self.reconcile(time.time() - RECONCILE_WINDOW_SECONDS, RECONCILE_GRACE_SECONDS)
-        for kind, count in reconciliation.summary(findings).items():
-            PAYMENTS_UNRECONCILED.labels(kind).set(count)
+        self.payments.finish_reconciliation(run_id, reconciliation.summary(findings))
         for finding in findings:
             log.error("unreconciled payment (%s): %s", finding["kind"], finding, extra={"order_id": finding["order_id"]})
+        self.record_payment_gauges()
 
     @rpc
     def reconcile(self, since, grace_seconds=RECONCILE_GRACE_SECONDS):

@@ -71,3 +71,21 @@ def test_one_failing_payment_does_not_stop_the_timer():
     service.provider.refund.side_effect = [RuntimeError("Stripe down"), {"refund_id": "re_2", "status": "succeeded"}]
     service.look_after_payments()
     service.payments.record_refund.assert_called_once_with("o2", {"refund_id": "re_2", "status": "succeeded"})
+
+
+def test_the_periodic_reconciliation_runs_only_on_the_instance_that_claims_it():
+    service = worker_factory(PaymentService)
+    service.payments.claim_reconciliation.return_value = None  # another instance ran it this interval
+    service.reconcile_recent_payments()
+    service.provider.intents_since.assert_not_called()
+    service.payments.finish_reconciliation.assert_not_called()
+
+    service.payments.claim_reconciliation.return_value = 7
+    service.provider.intents_since.return_value = []
+    service.provider.refunds_since.return_value = []
+    service.payments.payments_since.return_value = []
+    service.payments.counts.return_value = {}
+    service.payments.last_reconciliation.return_value = None
+    service.reconcile_recent_payments()
+    run_id, summary = service.payments.finish_reconciliation.call_args.args
+    assert run_id == 7 and set(summary.values()) == {0}

@@ -287,3 +287,27 @@ def test_workers_holding_every_lock_still_get_their_transactions(unit_databases)
         assert provider.get_dependency(None).locks is provider.locks and provider.locks is not provider.engine
     finally:
         provider.stop()
+
+
+def test_one_reconciliation_per_interval_whichever_instance_asks_and_its_findings_for_every_instance(
+        transactions_for):
+    instances = [PaymentStore(transactions_for("payments")) for _ in range(2)]
+    with instances[0].transactions.begin() as session:
+        session.execute(text("DELETE FROM reconciliation_runs"))
+    assert instances[0].last_reconciliation() is None  # before the first run: the gauges say zero
+    claims = []
+    pool = eventlet.GreenPool()
+    for store in instances * 3:  # both instances' timers, three ticks each, at once
+        pool.spawn(lambda store=store: claims.append(store.claim_reconciliation(3600)))
+    pool.waitall()
+    won = [claim for claim in claims if claim is not None]
+    assert len(won) == 1, claims
+    assert instances[1].last_reconciliation() is None  # started, not finished
+    instances[0].finish_reconciliation(won[0], {"orphan_charge": 1, "amount_mismatch": 0})
+    assert instances[1].last_reconciliation() == {"orphan_charge": 1, "amount_mismatch": 0}
+    assert instances[1].claim_reconciliation(3600) is None
+    later = instances[1].claim_reconciliation(0)  # the interval has passed
+    assert later is not None and later != won[0]
+    assert instances[0].last_reconciliation() == {"orphan_charge": 1, "amount_mismatch": 0}  # until it finishes
+    instances[1].finish_reconciliation(later, {"orphan_charge": 0})
+    assert instances[0].last_reconciliation() == {"orphan_charge": 0}
