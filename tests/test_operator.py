@@ -160,7 +160,7 @@ def test_stock_adjusted_as_a_delta_while_orders_deduct_loses_no_update(api, admi
         [(-15, operator)] + [(2, f"admin:{admin_id}")] * 5
 
 
-def test_a_hidden_product_leaves_the_catalogue_and_cannot_be_ordered_until_shown_again(admin, shopper):
+def test_a_hidden_product_leaves_the_catalogue_and_cannot_be_ordered_until_shown_again(admin, shopper, rpc):
     product = admin.create_product(admin, stock=3)
     listed = lambda: [item["id"] for item in shopper.get(f"/products?q={product['sku']}").json()["items"]]  # noqa: E731
     assert listed() == [product["id"]]
@@ -173,3 +173,12 @@ def test_a_hidden_product_leaves_the_catalogue_and_cannot_be_ordered_until_shown
     admin.patch(f"/products/{product['id']}", json={"active": True})
     assert listed() == [product["id"]]
     assert shopper.place_order(product["id"]).status_code == 202
+    # Who hid it and showed it again, in the product's history (the refused change left nothing).
+    admin_id = admin.get("/users/me").json()["id"]
+    history = rpc.product_service.product_history(product["id"])["items"]
+    assert [(entry["action"], entry["by"], entry["before"], entry["after"]) for entry in history[:2]] == [
+        ("changed", f"admin:{admin_id}", {"active": False}, {"active": True}),
+        ("changed", f"admin:{admin_id}", {"active": True}, {"active": False})]
+    created = history[2:]
+    assert [(entry["action"], entry["by"], entry["after"]["sku"]) for entry in created] == [
+        ("created", f"admin:{admin_id}", product["sku"])]

@@ -8,8 +8,8 @@ from sqlalchemy.exc import IntegrityError
 
 from shop_common.db import StoreProvider
 from shop_common.errors import InsufficientStock, ProductNotFound, SkuTaken
-from svc_product.models import products
-from svc_product.schemas import product_view
+from svc_product.models import product_changes, products
+from svc_product.schemas import product_change_view, product_view
 
 
 class CatalogStore:
@@ -37,27 +37,49 @@ class CatalogStore:
             raise ProductNotFound("product not found", {"product_id": product_id})
         return product_view(row)
 
-    def create_product(self, fields):
+    def create_product(self, fields, by):
         product_id = str(uuid.uuid4())
         try:
             with self.transactions.begin() as session:
                 row = session.execute(products.insert().values(id=product_id, **fields).returning(products)).one()
+                session.execute(product_changes.insert().values(
+                    product_id=product_id, action="created", changed_by=by, before={},
+                    after={name: value for name, value in fields.items() if name != "stock"}))
         except IntegrityError:
             raise SkuTaken("a product with this SKU exists", {"sku": fields["sku"]})
         return product_view(row)
 
-    def update_product(self, product_id, changes):
-        """Name, description, price, active; never stock, which only Inventory changes."""
+    def update_product(self, product_id, changes, by):
+        """Name, description, price, active; never stock, which only Inventory changes. The fields that
+        really change are recorded in the product's history, in the same transaction."""
         if "stock" in changes:
             raise ValueError("stock is Inventory's to change (inventory_service.set_stock)")
         with self.transactions.begin() as session:
+            current = session.execute(select(products).where(products.c.id == product_id).with_for_update()).first()
+            if current is None:
+                raise ProductNotFound("product not found", {"product_id": product_id})
+            changed = {name: value for name, value in changes.items() if getattr(current, name) != value}
+            if not changed:
+                return product_view(current)
             row = session.execute(
                 update(products).where(products.c.id == product_id)
-                .values(**changes, updated_at=func.now()).returning(products)
-            ).first()
-        if row is None:
-            raise ProductNotFound("product not found", {"product_id": product_id})
+                .values(**changed, updated_at=func.now()).returning(products)
+            ).one()
+            session.execute(product_changes.insert().values(
+                product_id=product_id, action="changed", changed_by=by,
+                before={name: getattr(current, name) for name in changed}, after=changed))
         return product_view(row)
+
+    def product_history(self, product_id, limit):
+        """The product's creation and changes, newest first."""
+        with self.transactions.begin() as session:
+            if session.execute(select(products.c.id).where(products.c.id == product_id)).first() is None:
+                raise ProductNotFound("product not found", {"product_id": product_id})
+            rows = session.execute(
+                select(product_changes).where(product_changes.c.product_id == product_id)
+                .order_by(product_changes.c.id.desc()).limit(limit)
+            ).all()
+        return {"items": [product_change_view(row) for row in rows]}
 
     def check_availability(self, lines):
         """Products of the lines with price and stock; raises if any is unknown or short."""

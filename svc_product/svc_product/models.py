@@ -1,5 +1,8 @@
 """The products database (shared with the Inventory service, which owns its own tables there)."""
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Integer, MetaData, String, Table, Text, func, true
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, func, true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -20,4 +23,18 @@ products = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("stock >= 0", name="ck_products_stock_not_negative"),
     CheckConstraint("price_cents >= 0", name="ck_products_price_not_negative"),
+)
+
+# The product's history: who created or changed it, and each changed field before and after, written in
+# the transaction of the change itself (stock's own history is Inventory's ledger).
+product_changes = Table(
+    "product_changes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("product_id", String(36), ForeignKey("products.id"), nullable=False),
+    Column("action", String(20), nullable=False),  # created, changed
+    Column("changed_by", String(100), nullable=False),
+    Column("before", JSONB, nullable=False),
+    Column("after", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

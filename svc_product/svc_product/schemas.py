@@ -16,6 +16,11 @@ def product_view(row):
     }
 
 
+def product_change_view(row):
+    return {"id": row.id, "product_id": row.product_id, "action": row.action, "by": row.changed_by,
+            "before": row.before, "after": row.after, "recorded_at": row.recorded_at.isoformat()}
+
+
 def new_product(data):
     product = api.parse(api.NewProduct, data, "invalid product")
     return {"sku": product.sku, "name": product.name, "description": product.description,

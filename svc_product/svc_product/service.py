@@ -28,7 +28,7 @@ class ProductService(ServiceBase):
 
     @rpc
     def create_product(self, fields):
-        product = self.catalog.create_product(schemas.new_product(fields))
+        product = self.catalog.create_product(schemas.new_product(fields), self.operator)
         self.cache.invalidate([product["id"]])
         return product
 
@@ -40,12 +40,18 @@ class ProductService(ServiceBase):
         validated = schemas.product_changes(changes, currency)
         stock = validated.pop("stock", None)
         if validated:
-            self.catalog.update_product(product_id, validated)
+            self.catalog.update_product(product_id, validated, self.operator)
             log.warning("audit: %s changed product %s: %s", self.operator, product_id, validated)
             self.cache.invalidate([product_id])
         if stock is not None:
             self.inventory.set_stock(product_id, stock, f"set to {stock} by PATCH /products/{product_id}")
         return self.catalog.get_product(product_id)
+
+    @rpc
+    def product_history(self, product_id, limit=50):
+        """Operator call: who created and changed the product, each change's fields before and after,
+        newest first (its stock's history: inventory_service.stock_history)."""
+        return self.catalog.product_history(product_id, max(1, min(int(limit), 1000)))
 
     @rpc
     def check_availability(self, items):

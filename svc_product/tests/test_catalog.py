@@ -17,7 +17,7 @@ def catalog(transactions_for):
 
 def new_product(catalog, stock=5, price="4.20"):
     return catalog.create_product(schemas.new_product(
-        {"sku": f"U-{uuid.uuid4().hex[:10]}", "name": "Unit", "price": price, "stock": stock}))
+        {"sku": f"U-{uuid.uuid4().hex[:10]}", "name": "Unit", "price": price, "stock": stock}), "admin:tester")
 
 
 def test_new_product_validation():
@@ -76,7 +76,7 @@ def test_sku_is_unique(catalog):
     product = new_product(catalog)
     with pytest.raises(SkuTaken):
         catalog.create_product(schemas.new_product({"sku": product["sku"], "name": "y", "price": "1.00",
-                                                    "stock": 1}))
+                                                    "stock": 1}), "admin:tester")
 
 
 def test_seed_is_idempotent(catalog):
@@ -90,7 +90,7 @@ def test_changes_invalidate_the_cache():
     service = worker_factory(ProductService)
     service.catalog.update_product.return_value = {"id": "p1"}
     service.update_product("p1", {"price": "2.00"})
-    service.catalog.update_product.assert_called_once_with("p1", {"price_cents": 200})
+    service.catalog.update_product.assert_called_once_with("p1", {"price_cents": 200}, service.operator)
     service.cache.invalidate.assert_called_once_with(["p1"])
 
 
@@ -107,7 +107,7 @@ def test_a_new_stock_level_is_set_by_inventory_and_the_rest_here():
     service = worker_factory(ProductService)
     service.catalog.get_product.return_value = {"id": "p1", "currency": "USD"}
     service.update_product("p1", {"price": "2.00", "stock": 7})
-    service.catalog.update_product.assert_called_once_with("p1", {"price_cents": 200})
+    service.catalog.update_product.assert_called_once_with("p1", {"price_cents": 200}, service.operator)
     assert service.inventory.set_stock.call_args.args[:2] == ("p1", 7)
     service.catalog.update_product.reset_mock()
     service.update_product("p1", {"stock": 0})
@@ -118,7 +118,7 @@ def test_a_new_stock_level_is_set_by_inventory_and_the_rest_here():
 def test_the_catalog_never_writes_stock(catalog):
     product = new_product(catalog)
     with pytest.raises(ValueError, match="Inventory"):
-        catalog.update_product(product["id"], {"stock": 1})
+        catalog.update_product(product["id"], {"stock": 1}, "admin:tester")
 
 
 def test_a_product_is_hidden_or_shown_with_active():
@@ -126,3 +126,27 @@ def test_a_product_is_hidden_or_shown_with_active():
     with pytest.raises(ValidationError) as error:
         schemas.product_changes({"active": "false"}, "USD")
     assert set(error.value.details) == {"active"}
+
+
+def test_each_change_is_in_the_product_s_history_with_who_and_what_it_was_before(catalog):
+    product = new_product(catalog, price="4.20")
+    catalog.update_product(product["id"], {"price_cents": 500, "name": "Unit"}, "admin:u-1")  # the name is unchanged
+    catalog.update_product(product["id"], {"active": False}, "operator:dana")
+    catalog.update_product(product["id"], {"active": False}, "operator:dana")  # changes nothing: no entry
+    history = catalog.product_history(product["id"], 50)["items"]
+    assert [(entry["action"], entry["by"], entry["before"], entry["after"]) for entry in history] == [
+        ("changed", "operator:dana", {"active": True}, {"active": False}),
+        ("changed", "admin:u-1", {"price_cents": 420}, {"price_cents": 500}),
+        ("created", "admin:tester", {}, {"sku": product["sku"], "name": "Unit", "description": "",
+                                          "price_cents": 420, "currency": "USD"}),
+    ]
+    assert catalog.product_history(product["id"], 1)["items"] == history[:1]
+    with pytest.raises(ProductNotFound):
+        catalog.product_history(str(uuid.uuid4()), 50)
+
+
+def test_a_change_that_fails_leaves_no_history(catalog):
+    product = new_product(catalog)
+    with pytest.raises(Exception):
+        catalog.update_product(product["id"], {"price_cents": -1}, "admin:u-1")  # the database refuses it
+    assert [entry["action"] for entry in catalog.product_history(product["id"], 50)["items"]] == ["created"]
