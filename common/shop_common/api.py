@@ -256,8 +256,14 @@ class OrderSearch(RequestModel):
     limit: _whole(1, 500) = 50
 
 
-class CancelRequest(RequestModel):
+class ActionReason(RequestModel):
+    """Why an operator or admin acts (cancel, refund): kept with the record it changes."""
+
     reason: Reason
+
+
+class CancelRequest(ActionReason):
+    """Why the admin cancels the order: kept in the order's history."""
 
 
 # -- stock -----------------------------------------------------------------

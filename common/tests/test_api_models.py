@@ -76,3 +76,16 @@ def test_a_price_is_checked_against_its_currency():
 def test_a_partial_update_refuses_fields_it_does_not_know():
     assert set(refused(api.ProductChanges, {"sku": "new"}, currency="USD")) == {"sku"}
     assert set(refused(api.ProfileChanges, {"email": "x@y.zz"})) == {"email"}
+
+
+@pytest.mark.parametrize("reason, detail", [
+    ("", "must not be blank"), ("   ", "must not be blank"), ("x" * 501, "at most 500 characters"),
+    ("a\x00b", "must not contain control characters"), (None, "Input should be a valid string"),
+])
+def test_an_operator_s_reason_is_checked_by_the_same_rule_as_the_admin_s(reason, detail):
+    from shop_common import audit
+
+    with pytest.raises(ValidationError) as error:
+        audit.reason(reason)
+    assert error.value.details == {"reason": detail}
+    assert audit.reason("  provider incident #42 ") == "provider incident #42"
