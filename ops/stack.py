@@ -199,6 +199,23 @@ class Supervisor:
             return False
 
 
+def answers_ok(url, deadline, every, timeout):
+    """Ask ``url`` until it answers 200 or ``deadline`` (monotonic) passes: (answered 200, the last
+    refusal's body or error)."""
+    last = None
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                if response.status == 200:
+                    return True, None
+        except urllib.error.HTTPError as exc:  # 503 and its reasons
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:  # not listening yet
+            last = repr(exc)
+        if time.monotonic() > deadline:
+            return False, last
+        time.sleep(every)
+
 class Stack:
     """Every process of one profile under one supervisord; ``start`` then ``stop``.
 
@@ -480,16 +497,8 @@ class Stack:
         if not program_name.startswith("svc_") or program.metrics_offset is None:
             return
         url = f"http://127.0.0.1:{self.metrics_port(program, int(instance))}/health/ready"
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{process} is running but not ready ({url}); see {self.log_dir}")
-            time.sleep(0.1)
+        if not answers_ok(url, deadline, every=0.1, timeout=2)[0]:
+            raise RuntimeError(f"{process} is running but not ready ({url}); see {self.log_dir}")
 
     def stop_program(self, name):
         """Stop every instance of a component (gracefully, as supervisorctl stop does)."""
@@ -538,19 +547,9 @@ class Stack:
                 if info["pid"]}
 
     def wait_until_ready(self, timeout=90):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.profile.gateway_url}/ready", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except urllib.error.HTTPError as exc:
-                last = exc.read().decode(errors="replace")
-            except OSError as exc:
-                last = repr(exc)
-            time.sleep(0.5)
-        raise RuntimeError(f"the shop was not ready within {timeout}s: {last}")
+        ready, last = answers_ok(f"{self.profile.gateway_url}/ready", time.monotonic() + timeout, every=0.5, timeout=5)
+        if not ready:
+            raise RuntimeError(f"the shop was not ready within {timeout}s: {last}")
 
     def start(self):
         self.check_infrastructure()
