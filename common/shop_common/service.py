@@ -8,7 +8,7 @@ from nameko import config
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 from nameko.rpc import Rpc
 
-from shop_common import dead_letters, faults, production
+from shop_common import audit, dead_letters, faults, production
 from shop_common.faults import FLAGS, FaultFlags
 from shop_common.kafka import KafkaEventConsumer, kafka_settings
 from shop_common.metrics import ServiceTelemetry
@@ -105,6 +105,8 @@ class ServiceBase:
         """Operator call: switch a fault flag on in every process (0 switches it off); see fault_flags()."""
         result = self.fault_injection.set(flag, value, target)
         log.warning("audit: %s set fault flag %s=%s (target %s)", self.operator, flag, value, target)
+        audit.record(self.fault_injection.redis, self.operator, "set_fault",
+                     {"flag": flag, "value": value, "target": target}, result)
         return result
 
     @rpc
@@ -112,7 +114,14 @@ class ServiceBase:
         """Operator call: switch one fault flag, or all of them, off."""
         result = self.fault_injection.clear(flag)
         log.warning("audit: %s cleared fault flags (%s)", self.operator, flag or "all")
+        audit.record(self.fault_injection.redis, self.operator, "clear_faults", {"flag": flag}, result)
         return result
+
+    @rpc
+    def audit_log(self, limit=50):
+        """Operator call: the latest actions on the shop as a whole (fault flags, dead-letter replays), newest
+        first: when, who, what, the result. Actions on one record are in its own history."""
+        return audit.entries(self.fault_injection.redis, max(1, min(int(limit), 1000)))
 
     @rpc
     def fault_flags(self):
@@ -134,6 +143,7 @@ class ServiceBase:
         """Operator call: send these dead letters back to their topics (after fixing the cause)."""
         result = dead_letters.replay(_bootstrap_servers(), list(ids))
         log.warning("audit: %s replayed dead letters %s", self.operator, ", ".join(map(str, ids)))
+        audit.record(self.fault_injection.redis, self.operator, "replay_dead_letters", {"ids": list(ids)}, result)
         return result
 
 

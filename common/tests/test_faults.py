@@ -1,4 +1,6 @@
 """Fault flags on a real Redis: switched for every process at once, targeted, off by default."""
+import json
+
 import pytest
 
 from shop_common import faults
@@ -56,3 +58,26 @@ def test_unknown_flags_are_refused_and_zero_switches_off(flags):
     assert set(switch.current()) == {"payment_provider_error_rate"}
     switch.set("payment_provider_error_rate", 0)
     assert switch.current() == {}
+
+
+def test_switching_flags_is_in_the_shop_s_audit_stream_with_who_and_the_result(flags):
+    """Fault flags belong to no service's data: their audit is the shop-wide stream in Redis."""
+    from nameko.testing.services import worker_factory
+
+    from shop_common import audit
+    from shop_common.service import ServiceBase
+
+    class Audited(ServiceBase):
+        name = "audited_service"
+
+    switch, _ = flags
+    switch.redis.delete(audit.AUDIT_STREAM)
+    service = worker_factory(Audited, fault_injection=switch, operator="operator:dana")
+    service.set_fault("kafka_handler_failure_rate", 0.5, target="payment_service")
+    service.clear_faults()
+    entries = service.audit_log(10)
+    assert [(entry["by"], entry["action"]) for entry in entries] == [
+        ("operator:dana", "clear_faults"), ("operator:dana", "set_fault")]
+    assert json.loads(entries[1]["detail"]) == {"flag": "kafka_handler_failure_rate", "value": 0.5,
+                                                "target": "payment_service"}
+    assert service.audit_log(1) == entries[:1]

@@ -134,6 +134,9 @@ def test_7_duplicated_reordered_and_poison_events_then_the_dead_letters_replayed
     assert all(letter["reason"] for letter in mine)
     replayed = rpc.order_service.replay_dead_letters([letter["id"] for letter in mine])
     run.faults.done.append(f"{len(replayed)} dead letters replayed")
+    latest = rpc.payment_service.audit_log(1)[0]  # any service reads the shop's audit stream
+    assert (latest["action"], json.loads(latest["detail"])["ids"]) == (
+        "replay_dead_letters", [letter["id"] for letter in mine])
     deadline = time.monotonic() + 60
     while True:  # a replayed poison event is refused again, with its reason, and nothing else happens
         again = [letter for letter in rpc.order_service.dead_letters(2000) if letter["replay_of"]
