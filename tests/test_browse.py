@@ -67,7 +67,9 @@ def test_a_stock_level_set_by_patch_is_inventorys_change_with_who_and_the_delta(
     assert admin.patch(path, json={"stock": 10}).status_code == 200  # the same level: nothing to record
     admin_id = admin.get("/users/me").json()["id"]
     ledger = admin.get(f"/admin/products/{product['id']}/stock").json()["items"]
-    assert [(entry["delta"], entry["stock_after"], entry["by"]) for entry in ledger] == [(7, 10, f"admin:{admin_id}")]
+    assert [(entry["delta"], entry["stock_after"], entry["reason"], entry["by"]) for entry in ledger] == [
+        (7, 10, "set to 10 by PATCH /products/" + product["id"], f"admin:{admin_id}"),
+        (3, 3, "opening stock", f"admin:{admin_id}")]  # Inventory set the new product's stock too
     refused = admin.patch(path, json={"stock": -1, "name": "Never applied"})
     assert refused.status_code == 400 and set(refused.json()["error"]["details"]) == {"stock"}
     assert api.get(path).json()["name"] == product["name"]  # nothing of a refused change is written

@@ -157,7 +157,7 @@ def test_stock_adjusted_as_a_delta_while_orders_deduct_loses_no_update(api, admi
     ledger = admin.get(f"/admin/products/{product['id']}/stock").json()["items"]
     admin_id = admin.get("/users/me").json()["id"]
     assert [(entry["delta"], entry["by"]) for entry in ledger] == \
-        [(-15, operator)] + [(2, f"admin:{admin_id}")] * 5
+        [(-15, operator)] + [(2, f"admin:{admin_id}")] * 5 + [(10, f"admin:{admin_id}")]  # the opening stock
 
 
 def test_a_hidden_product_leaves_the_catalogue_and_cannot_be_ordered_until_shown_again(admin, shopper, rpc):

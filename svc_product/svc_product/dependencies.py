@@ -38,13 +38,16 @@ class CatalogStore:
         return product_view(row)
 
     def create_product(self, fields, by):
+        """A new product, with no stock: Inventory sets its opening level."""
+        if "stock" in fields:
+            raise ValueError("stock is Inventory's to set (inventory_service.set_stock)")
         product_id = str(uuid.uuid4())
         try:
             with self.transactions.begin() as session:
                 row = session.execute(products.insert().values(id=product_id, **fields).returning(products)).one()
                 session.execute(product_changes.insert().values(
                     product_id=product_id, action="created", changed_by=by, before={},
-                    after={name: value for name, value in fields.items() if name != "stock"}))
+                    after=fields))
         except IntegrityError:
             raise SkuTaken("a product with this SKU exists", {"sku": fields["sku"]})
         return product_view(row)
@@ -69,6 +72,19 @@ class CatalogStore:
                 product_id=product_id, action="changed", changed_by=by,
                 before={name: getattr(current, name) for name in changed}, after=changed))
         return product_view(row)
+
+    def withdraw_new_product(self, product_id):
+        """Undo a creation whose opening stock could not be set, if it still has none: nothing can have
+        used it (its id was never answered). False when Inventory did set it (its answer was lost):
+        the product stands."""
+        with self.transactions.begin() as session:
+            stock = session.execute(select(products.c.stock).where(products.c.id == product_id)
+                                    .with_for_update()).scalar()
+            if stock != 0:
+                return False
+            session.execute(product_changes.delete().where(product_changes.c.product_id == product_id))
+            session.execute(products.delete().where(products.c.id == product_id))
+        return True
 
     def product_history(self, product_id, limit):
         """The product's creation and changes, newest first."""
@@ -114,7 +130,7 @@ class Catalog(StoreProvider):
 
 
 class InventoryRpc(ServiceRpc):
-    """The Inventory service: the one writer of stock after a product is created."""
+    """The Inventory service: the one writer of stock, a new product's opening level included."""
 
     def __init__(self, **kwargs):
         super().__init__("inventory_service", **kwargs)

@@ -15,8 +15,9 @@ products = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("price_cents", Integer, nullable=False),
     Column("currency", String(3), nullable=False, server_default="USD"),
-    # The database itself refuses negative stock, whatever the code does.
-    Column("stock", Integer, nullable=False),
+    # Inventory's to write, the opening level included (a new product starts at 0). The database
+    # itself refuses negative stock, whatever the code does.
+    Column("stock", Integer, nullable=False, server_default="0"),
     # Hidden from the catalogue (and not orderable) when false; never deleted: orders point at it.
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -28,7 +28,20 @@ class ProductService(ServiceBase):
 
     @rpc
     def create_product(self, fields):
-        product = self.catalog.create_product(schemas.new_product(fields), self.operator)
+        """The admin's POST: the product here, its opening stock by Inventory (the one writer of stock,
+        whose ledger then accounts for every unit). If that fails, the product is withdrawn, so the
+        admin's retry is not refused as a taken SKU."""
+        fields = schemas.new_product(fields)
+        stock = fields.pop("stock")
+        product = self.catalog.create_product(fields, self.operator)
+        if stock:
+            try:
+                self.inventory.set_stock(product["id"], stock, "opening stock")
+            except Exception:
+                if self.catalog.withdraw_new_product(product["id"]):
+                    raise
+                log.warning("opening stock of %s set though its answer was lost", product["id"])
+            product = self.catalog.get_product(product["id"])
         self.cache.invalidate([product["id"]])
         return product
 

@@ -3,10 +3,12 @@ import uuid
 
 import pytest
 from nameko.testing.services import worker_factory
+from sqlalchemy import update
 
 from shop_common.errors import InsufficientStock, ProductNotFound, SkuTaken, ValidationError
 from svc_product import schemas
 from svc_product.dependencies import CatalogStore
+from svc_product.models import products
 from svc_product.service import ProductService
 
 
@@ -16,8 +18,17 @@ def catalog(transactions_for):
 
 
 def new_product(catalog, stock=5, price="4.20"):
-    return catalog.create_product(schemas.new_product(
-        {"sku": f"U-{uuid.uuid4().hex[:10]}", "name": "Unit", "price": price, "stock": stock}), "admin:tester")
+    fields = schemas.new_product({"sku": f"U-{uuid.uuid4().hex[:10]}", "name": "Unit", "price": price, "stock": 0})
+    fields.pop("stock")  # Inventory's to set
+    product = catalog.create_product(fields, "admin:tester")
+    if stock:
+        set_stock_as_inventory_does(catalog, product["id"], stock)
+    return catalog.get_product(product["id"])
+
+
+def set_stock_as_inventory_does(catalog, product_id, stock):
+    with catalog.transactions.begin() as session:
+        session.execute(update(products).where(products.c.id == product_id).values(stock=stock))
 
 
 def test_new_product_validation():
@@ -75,8 +86,8 @@ def test_availability_check_prices_lines_and_names_the_short_product(catalog):
 def test_sku_is_unique(catalog):
     product = new_product(catalog)
     with pytest.raises(SkuTaken):
-        catalog.create_product(schemas.new_product({"sku": product["sku"], "name": "y", "price": "1.00",
-                                                    "stock": 1}), "admin:tester")
+        catalog.create_product(dict(sku=product["sku"], name="y", description="", price_cents=100, currency="USD"),
+                               "admin:tester")
 
 
 def test_seed_is_idempotent(catalog):
@@ -150,3 +161,46 @@ def test_a_change_that_fails_leaves_no_history(catalog):
     with pytest.raises(Exception):
         catalog.update_product(product["id"], {"price_cents": -1}, "admin:u-1")  # the database refuses it
     assert [entry["action"] for entry in catalog.product_history(product["id"], 50)["items"]] == ["created"]
+
+
+def test_a_new_product_has_no_stock_until_inventory_sets_its_opening_level(catalog):
+    fields = schemas.new_product({"sku": f"U-{uuid.uuid4().hex[:10]}", "name": "Unit", "price": "1.00", "stock": 4})
+    with pytest.raises(ValueError, match="Inventory"):
+        catalog.create_product(fields, "admin:tester")
+    fields.pop("stock")
+    assert catalog.create_product(fields, "admin:tester")["stock"] == 0
+
+
+def test_a_new_product_is_withdrawn_only_while_it_has_no_stock(catalog):
+    unstocked, stocked = new_product(catalog, stock=0), new_product(catalog, stock=0)
+    set_stock_as_inventory_does(catalog, stocked["id"], 3)  # Inventory set it; its answer was lost
+    assert catalog.withdraw_new_product(unstocked["id"]) is True
+    with pytest.raises(ProductNotFound):
+        catalog.get_product(unstocked["id"])
+    assert catalog.withdraw_new_product(stocked["id"]) is False
+    assert catalog.get_product(stocked["id"])["stock"] == 3
+    assert [entry["action"] for entry in catalog.product_history(stocked["id"], 50)["items"]] == ["created"]
+
+
+def test_the_opening_stock_is_set_by_inventory_and_a_failure_withdraws_the_product():
+    service = worker_factory(ProductService)
+    service.catalog.create_product.return_value = {"id": "p1"}
+    service.catalog.get_product.return_value = {"id": "p1", "stock": 4}
+    fields = {"sku": "S-1", "name": "Unit", "price": "1.00", "stock": 4}
+    assert service.create_product(fields)["stock"] == 4
+    assert "stock" not in service.catalog.create_product.call_args.args[0]
+    service.inventory.set_stock.assert_called_once_with("p1", 4, "opening stock")
+    service.cache.invalidate.assert_called_once_with(["p1"])
+
+    service.inventory.set_stock.side_effect = TimeoutError("inventory did not answer")
+    service.catalog.withdraw_new_product.return_value = True
+    with pytest.raises(TimeoutError):
+        service.create_product(fields)
+    service.catalog.withdraw_new_product.assert_called_once_with("p1")
+
+    service.catalog.withdraw_new_product.return_value = False  # it did set the stock: the product stands
+    assert service.create_product(fields)["stock"] == 4
+
+    service.inventory.set_stock.reset_mock()
+    service.create_product(dict(fields, stock=0))
+    service.inventory.set_stock.assert_not_called()
