@@ -8,7 +8,7 @@ from shop_common.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_inventory import models, schemas
-from svc_inventory.dependencies import Stock
+from svc_inventory.store import Stock
 from svc_inventory.service_name import NAME
 
 log = logging.getLogger(__name__)

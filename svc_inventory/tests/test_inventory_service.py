@@ -5,7 +5,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import text
 
 from shop_common import events, testing
-from svc_inventory.dependencies import StockStore
+from svc_inventory.store import StockStore
 from svc_inventory.service import InventoryService
 
 

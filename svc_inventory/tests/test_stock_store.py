@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from shop_common import events, testing
 from shop_common.errors import IllegalReservationTransition, InsufficientStock, ProductNotFound
-from svc_inventory.dependencies import StockStore
+from svc_inventory.store import StockStore
 from svc_inventory.models import ReservationState, outbox
 
 

@@ -16,7 +16,8 @@ from shop_common.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_order import models, schemas
-from svc_order.dependencies import CustomersRpc, Orders, ProductCatalogRpc
+from svc_order.clients import CustomersRpc, ProductCatalogRpc
+from svc_order.store import Orders
 from svc_order.service_name import NAME
 
 log = logging.getLogger(__name__)

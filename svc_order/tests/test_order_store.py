@@ -10,7 +10,7 @@ from shop_common.errors import (
     AmountOutOfRange, IdempotencyKeyReused, IllegalOrderTransition, OrderNotFound, PaymentMismatch, RequestExpired,
 )
 from svc_order import schemas
-from svc_order.dependencies import OrderStore
+from svc_order.store import OrderStore
 from svc_order.models import notifications, outbox
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}

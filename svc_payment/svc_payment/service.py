@@ -13,7 +13,7 @@ from shop_common.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_payment import models, reconciliation, schemas
-from svc_payment.dependencies import Payments
+from svc_payment.store import Payments
 from svc_payment.models import PaymentStatus
 from svc_payment.service_name import NAME
 from svc_payment.stripe_client import PaymentProvider

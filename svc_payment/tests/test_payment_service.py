@@ -2,7 +2,7 @@
 from nameko.testing.services import worker_factory
 
 from shop_common import testing
-from svc_payment.dependencies import FollowUp
+from svc_payment.store import FollowUp
 from svc_payment.service import PaymentService
 
 EVENT = testing.order_created(order_id="o1", unit_price_cents=500)

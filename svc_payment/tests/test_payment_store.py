@@ -6,7 +6,7 @@ from sqlalchemy import select, text
 from shop_common import events, testing
 from shop_common.errors import IllegalPaymentTransition, PaymentBusy
 from svc_payment import schemas
-from svc_payment.dependencies import PaymentStore, Timing
+from svc_payment.store import PaymentStore, Timing
 from svc_payment.models import PaymentStatus, outbox
 
 
@@ -266,7 +266,7 @@ def test_workers_holding_every_lock_still_get_their_transactions(unit_databases)
 
     from shop_common.db import Transactions, make_engine
     from shop_common.errors import DatabaseUnavailable
-    from svc_payment.dependencies import Payments
+    from svc_payment.store import Payments
 
     url = unit_databases["payments"]
     store = PaymentStore(Transactions(make_engine(url, pool_size=1, pool_timeout=2)),

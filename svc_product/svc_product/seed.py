@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shop_common.config import load_config
 from shop_common.db import Transactions, make_engine
-from svc_product.dependencies import CatalogStore
+from svc_product.store import CatalogStore
 
 
 def demo_catalog():

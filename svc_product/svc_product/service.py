@@ -4,7 +4,8 @@ from shop_common.cache import ProductCacheProvider
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_product import schemas
-from svc_product.dependencies import Catalog, InventoryRpc
+from svc_product.clients import InventoryRpc
+from svc_product.store import Catalog
 from svc_product.service_name import NAME
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ import pytest
 
 from shop_common.errors import InvalidRefreshToken
 from svc_user import schemas
-from svc_user.dependencies import SessionStore, TokenIssuer, UserStore
+from svc_user.credentials import TokenIssuer
+from svc_user.store import SessionStore, UserStore
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
 

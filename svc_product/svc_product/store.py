@@ -1,7 +1,6 @@
-"""The catalog store (every product read, and every write but stock's), and Inventory, which keeps the stock."""
+"""The catalog store: every product read, and every write but stock's (Inventory's)."""
 import uuid
 
-from nameko.rpc import ServiceRpc
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -127,10 +126,3 @@ class CatalogStore:
 
 class Catalog(StoreProvider):
     store_class = CatalogStore
-
-
-class InventoryRpc(ServiceRpc):
-    """The Inventory service: the one writer of stock, a new product's opening level included."""
-
-    def __init__(self, **kwargs):
-        super().__init__("inventory_service", **kwargs)

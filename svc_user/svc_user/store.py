@@ -1,45 +1,19 @@
-"""User records, password hashing, sessions (refresh tokens) and token issuing."""
+"""The users store: accounts and sessions (refresh tokens)."""
 import hashlib
 import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from eventlet import tpool
 from nameko import config
-from nameko.extensions import DependencyProvider
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.db import StoreProvider
 from shop_common.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, UserNotFound
+from svc_user.credentials import Passwords
 from svc_user.models import ADMIN, CUSTOMER, refresh_tokens, users
 from svc_user.schemas import user_view
-
-TOKEN_ISSUER = "shop"
-
-
-class Passwords:
-    """argon2id hashing, run in an OS thread: it is CPU work that would stall the eventlet hub."""
-
-    hasher = PasswordHasher()
-    # Verified against when the email is unknown, so both failures cost the same time.
-    _decoy = hasher.hash("decoy-password-for-timing")
-
-    def hash(self, password):
-        return tpool.execute(self.hasher.hash, password)
-
-    def verify(self, password_hash, password):
-        try:
-            return tpool.execute(self.hasher.verify, password_hash or self._decoy, password) and bool(password_hash)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    def needs_rehash(self, password_hash):
-        return self.hasher.check_needs_rehash(password_hash)
 
 
 class UserStore:
@@ -201,29 +175,3 @@ class Sessions(StoreProvider):
     def get_dependency(self, worker_ctx):
         auth = config.get("AUTH") or {}
         return SessionStore(self.transactions, int(auth.get("refresh_ttl_seconds", 30 * 86400)))
-
-
-class TokenIssuer:
-    def __init__(self, secret, ttl_seconds):
-        self.secret = secret
-        self.ttl_seconds = ttl_seconds
-
-    def issue(self, user, refresh_token=None, refresh_ttl_seconds=None):
-        now = datetime.now(timezone.utc)
-        claims = {"sub": user["id"], "role": user["role"], "iss": TOKEN_ISSUER, "iat": now,
-                  "exp": now + timedelta(seconds=self.ttl_seconds), "jti": uuid.uuid4().hex,
-                  "ver": user.get("token_version", 1)}
-        token = jwt.encode(claims, self.secret, algorithm="HS256")
-        issued = {"access_token": token, "token_type": "Bearer", "expires_in": self.ttl_seconds}
-        if refresh_token:
-            issued.update(refresh_token=refresh_token, refresh_expires_in=refresh_ttl_seconds)
-        return issued
-
-
-class Tokens(DependencyProvider):
-    def setup(self):
-        auth = config.get("AUTH") or {}
-        self.issuer = TokenIssuer(str(auth["jwt_secret"]), int(auth.get("token_ttl_seconds", 900)))
-
-    def get_dependency(self, worker_ctx):
-        return self.issuer
