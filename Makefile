@@ -37,11 +37,11 @@ restart: install  ## Restart one component's instances: make restart C=svc_payme
 	$(BIN)/python ops/stack.py ctl restart '$(C):*'
 
 dead-letters: install  ## What is on the dead-letter topic, and why (KAFKA_BOOTSTRAP_SERVERS, default the local broker).
-	$(BIN)/python -m shop_common.dead_letters list
+	$(BIN)/python -m shop_common.messaging.dead_letters list
 
 replay-dead-letters: install  ## Send dead letters back to their topics once the cause is fixed: IDS="0:12 2:3"
 	@test -n "$(IDS)" || { echo 'usage: make replay-dead-letters IDS="<partition:offset> ..." (see make dead-letters)'; exit 2; }
-	$(BIN)/python -m shop_common.dead_letters replay $(IDS)
+	$(BIN)/python -m shop_common.messaging.dead_letters replay $(IDS)
 
 stop: install  ## Stop a shop whose `make run` terminal is gone.
 	$(BIN)/python ops/stack.py ctl shutdown
@@ -62,7 +62,7 @@ chaos: install  ## Every chaos experiment (minutes each), with a table of the in
 	$(BIN)/python -m pytest tests/chaos -m chaos
 
 contracts: install  ## Regenerate the event JSON Schemas (refuses incompatible changes) and docs/api.md's operations.
-	$(BIN)/python -m shop_common.event_contracts write
+	$(BIN)/python -m shop_common.messaging.event_contracts write
 	$(BIN)/python -m web_gateway.openapi docs/api.md
 
 shell: install  ## nameko shell on the running system (make run in another terminal): lists the operator calls.

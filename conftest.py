@@ -47,7 +47,7 @@ def unit_databases():
 @pytest.fixture(scope="session")
 def transactions_for(unit_databases):
     """Transactions on one of the unit databases: transactions_for("orders")."""
-    from shop_common.db import Transactions, make_engine
+    from shop_common.storage.db import Transactions, make_engine
 
     engines = {}
 

@@ -243,7 +243,7 @@ def _one(values):
 
 
 def topic_problems(dev_resources, production_resources, compose_file):
-    from shop_common.events import ALL_TOPICS
+    from shop_common.messaging.events import ALL_TOPICS
 
     wanted = (sorted(ALL_TOPICS), stack.TOPIC_PARTITIONS)
     job = by_kind(dev_resources, "Job")["kafka-topics"]["spec"]["template"]["spec"]["containers"][0]

@@ -6,7 +6,7 @@ wrapper creates them every time the broker starts. Tansu auto-creates a topic
 client's "do not create" flag, so after a restart the services' own metadata
 requests may win the race: a topic then has four partitions, not three. That
 is harmless (keys spread over four; consumers rejoin for the new count, see
-shop_common.kafka._take_up_pending_joins); real Kafka in compose and
+shop_common.messaging.kafka._take_up_pending_joins); real Kafka in compose and
 Kubernetes has auto-creation off. The broker is a child that dies with the
 wrapper, so a SIGKILL of the wrapper never leaves an orphan holding the port.
 """
@@ -34,7 +34,7 @@ def create_topics(bootstrap, deadline_seconds=30):
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    from shop_common.events import ALL_TOPICS
+    from shop_common.messaging.events import ALL_TOPICS
 
     deadline = time.monotonic() + deadline_seconds
     while True:

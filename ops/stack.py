@@ -72,7 +72,7 @@ class Profile:
             "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
             "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
-            "KAFKA_LEAVE_GROUP": "false",  # Tansu mishandles LeaveGroup (shop_common.kafka._never_leave_group)
+            "KAFKA_LEAVE_GROUP": "false",  # Tansu mishandles LeaveGroup (shop_common.messaging.kafka._never_leave_group)
             "STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_port}",
             "SHOP_GATEWAY_PORT": str(self.gateway_port),
             "USERS_DATABASE_URL": self.database_url("users"),
@@ -577,7 +577,7 @@ class Stack:
     def wait_for_topics(self, timeout=30):
         from kafka import KafkaAdminClient
 
-        from shop_common.events import ALL_TOPICS
+        from shop_common.messaging.events import ALL_TOPICS
 
         deadline = time.monotonic() + timeout
         while True:

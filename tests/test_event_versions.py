@@ -2,7 +2,8 @@
 Inventory and Payment read both, so every order is deducted and charged its own total."""
 import json
 
-from shop_common import events, testing
+from shop_common import testing
+from shop_common.messaging import events
 
 
 def order_created_versions(shop, order_ids):

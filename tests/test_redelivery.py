@@ -7,8 +7,8 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.structs import OffsetAndMetadata
 
-from shop_common import event_signing
-from shop_common.kafka import make_consumer
+from shop_common.messaging import event_signing
+from shop_common.messaging.kafka import make_consumer
 
 
 def _outbox_row(shop, order_id):

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from kafka import KafkaProducer
 
-from shop_common import event_signing, events
+from shop_common.messaging import event_signing, events
 from shop_common.errors import PaymentNotFound
 
 

@@ -37,7 +37,7 @@ def when_ready(server):
         return
     from prometheus_client import CollectorRegistry, multiprocess
 
-    from shop_common.metrics import start_metrics_server
+    from shop_common.telemetry.metrics import start_metrics_server
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
@@ -53,7 +53,7 @@ def child_exit(server, worker):
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "shop_common.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "shop_common.telemetry.logs.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},

@@ -10,7 +10,7 @@ Redis (``shop:audit``, the latest AUDIT_KEPT entries), which every service reads
 import json
 from datetime import datetime, timezone
 
-from shop_common import api
+from shop_common.http import api
 
 AUDIT_STREAM = "shop:audit"
 AUDIT_KEPT = 10_000

@@ -25,7 +25,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
 from shop_common.errors import InjectedFault, ValidationError
-from shop_common.metrics import FAULT_FLAG
+from shop_common.telemetry.metrics import FAULT_FLAG
 
 log = logging.getLogger(__name__)
 

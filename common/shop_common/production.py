@@ -43,7 +43,7 @@ def _admin_password(value, variable, production):
 
 
 def _event_keys(value, variable, production):
-    from shop_common.event_signing import parse_keys  # imports nameko config: only when a service checks
+    from shop_common.messaging.event_signing import parse_keys  # imports nameko config: only when a service checks
 
     try:
         keys = parse_keys(value)

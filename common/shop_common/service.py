@@ -8,10 +8,11 @@ from nameko import config
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 from nameko.rpc import Rpc
 
-from shop_common import audit, dead_letters, faults, production
+from shop_common import audit, faults, production
+from shop_common.messaging import dead_letters
 from shop_common.faults import FLAGS, FaultFlags
-from shop_common.kafka import KafkaEventConsumer, kafka_settings
-from shop_common.metrics import ServiceTelemetry
+from shop_common.messaging.kafka import KafkaEventConsumer, kafka_settings
+from shop_common.telemetry.metrics import ServiceTelemetry
 from shop_common.rpc import OPERATOR, CallerDeadline, rpc
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ import uuid
 
 import psycopg2
 
-from shop_common import events
+from shop_common.messaging import events
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 

@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shop_common.db import make_engine
+from shop_common.storage.db import make_engine
 
 SECRET = "$argon2id$v=19$m=65536,t=3,p=4$c2VjcmV0LWhhc2g"
 
@@ -23,7 +23,7 @@ def test_a_failed_statement_never_carries_its_parameters():
 
 def test_a_database_out_of_reach_or_of_free_connections_is_unavailable_not_an_error():
     """DatabaseUnavailable is a TransientError: Kafka handlers retry it, RPC callers get a 503."""
-    from shop_common.db import Transactions
+    from shop_common.storage.db import Transactions
     from shop_common.errors import DatabaseUnavailable, TransientError
 
     assert issubclass(DatabaseUnavailable, TransientError) and DatabaseUnavailable.status == 503

@@ -6,7 +6,7 @@ import pytest
 from shop_common import faults
 from shop_common.errors import InjectedFault, ValidationError
 from shop_common.faults import FaultFlags
-from shop_common.metrics import FAULT_FLAG
+from shop_common.telemetry.metrics import FAULT_FLAG
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 

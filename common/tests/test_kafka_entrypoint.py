@@ -11,9 +11,9 @@ from nameko import config
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
 
-from shop_common import event_signing, events
+from shop_common.messaging import event_signing, events
 from shop_common.errors import DomainError
-from shop_common.kafka import kafka_event
+from shop_common.messaging.kafka import kafka_event
 
 
 # Every test topic is the tester's: it signs what it publishes there, as a producing service does.
@@ -246,7 +246,7 @@ def test_poison_events_are_dead_lettered_at_once_and_the_partition_moves_on(brok
 
 
 def test_events_their_topic_s_owner_did_not_sign_are_dead_lettered_as_untrusted_and_counted(broker, topic):
-    from shop_common.metrics import EVENTS_UNTRUSTED
+    from shop_common.telemetry.metrics import EVENTS_UNTRUSTED
 
     handled = []
 
@@ -282,7 +282,7 @@ def test_events_their_topic_s_owner_did_not_sign_are_dead_lettered_as_untrusted_
 
 
 def test_a_failing_partition_stalls_only_itself_and_lag_counts_from_the_committed_offset(broker):
-    from shop_common.metrics import KAFKA_CONSUMER_LAG
+    from shop_common.telemetry.metrics import KAFKA_CONSUMER_LAG
 
     topic_name = new_topic(broker, partitions=2)
     handled = []
@@ -321,7 +321,7 @@ def test_a_failing_partition_stalls_only_itself_and_lag_counts_from_the_committe
 
 
 def test_other_errors_are_dead_lettered_after_bounded_attempts(broker, topic):
-    from shop_common.kafka import MAX_ATTEMPTS
+    from shop_common.messaging.kafka import MAX_ATTEMPTS
 
     attempts = []
 
@@ -346,7 +346,7 @@ def test_other_errors_are_dead_lettered_after_bounded_attempts(broker, topic):
 
 
 def test_a_dead_letter_that_cannot_be_sent_is_retried_before_the_record_is_committed(broker, topic):
-    from shop_common.kafka import KafkaEventHandler
+    from shop_common.messaging.kafka import KafkaEventHandler
 
     handled = []
 
@@ -421,7 +421,7 @@ def test_a_partition_kept_across_a_rebalance_is_read_on(broker):
 
 
 def _started(container):
-    from shop_common.kafka import KafkaEventHandler
+    from shop_common.messaging.kafka import KafkaEventHandler
 
     consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventHandler)).consumer
     return bool(consumer._in_flight)
@@ -472,7 +472,7 @@ def test_a_stranded_partition_is_fetched_afresh(broker, monkeypatch):
     strands the partition (its parked records are never handed back); the consumer notices a
     partition that has records to read but does not move, and fetches it again. Each time the
     partition strands again (the fix is off), it waits for the next check."""
-    from shop_common.kafka import KafkaEventConsumer
+    from shop_common.messaging.kafka import KafkaEventConsumer
 
     monkeypatch.setattr(KafkaEventConsumer, "_unpark", lambda self, tp: None)
     handled = one_busy_partition_beside_a_flowing_one(broker, timeout=90, stall_seconds=1,
@@ -591,7 +591,7 @@ def test_probes_say_live_and_ready_while_the_consumer_polls_and_not_ready_once_i
     """What Kubernetes and compose probe on each service's metrics port."""
     import requests
 
-    from shop_common.metrics import LIVENESS_CHECKS, READINESS_CHECKS, ServiceTelemetry
+    from shop_common.telemetry.metrics import LIVENESS_CHECKS, READINESS_CHECKS, ServiceTelemetry
     from stack import free_port
 
     class Probed:
@@ -627,8 +627,8 @@ def test_a_wedged_poller_fails_the_liveness_probe_until_it_comes_round_again(bro
     never returns must fail it, though the process itself still answers."""
     import requests
 
-    from shop_common import kafka as shop_kafka
-    from shop_common.metrics import LIVENESS_CHECKS, ServiceTelemetry
+    from shop_common.messaging import kafka as shop_kafka
+    from shop_common.telemetry.metrics import LIVENESS_CHECKS, ServiceTelemetry
     from stack import free_port
 
     class Polled:
@@ -714,7 +714,7 @@ def test_a_position_past_the_end_of_its_log_is_read_again_from_the_committed_off
     """What a member that kept its partition across a broker losing its log holds: a position past
     the partition's end. Real Kafka answers OffsetOutOfRange and the consumer resets itself; Tansu
     answers no records, so the watch does it."""
-    from shop_common.kafka import KafkaEventConsumer
+    from shop_common.messaging.kafka import KafkaEventConsumer
 
     lost = new_topic(broker)
     handled = []

@@ -2,7 +2,7 @@
 import json
 import logging
 
-from shop_common.logs import JsonFormatter
+from shop_common.telemetry.logs import JsonFormatter
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJl"

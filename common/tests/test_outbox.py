@@ -12,9 +12,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import select, text, update
 
-from shop_common import event_signing, events, outbox
-from shop_common.outbox import OutboxPublisher
-from shop_common.tracing import context, context_from, current_carrier
+from shop_common.messaging import event_signing, events, outbox
+from shop_common.messaging.outbox import OutboxPublisher
+from shop_common.telemetry.tracing import context, context_from, current_carrier
 
 KEY = b"outbox-test-key-0123456789abcdef0123"
 
@@ -86,7 +86,7 @@ def test_rows_are_published_in_order_then_marked(broker, orders_topic, transacti
     assert unpublished_ids(transactions, table, event_ids) == set()
     mine = [record for record in read_all(broker, orders_topic) if record.key == order_id.encode()]
     assert [json.loads(record.value)["event_id"] for record in mine] == event_ids
-    for record in mine:  # signed with the service's key (shop_common.event_signing)
+    for record in mine:  # signed with the service's key (shop_common.messaging.event_signing)
         event_signing.verify(json.loads(record.value), orders_topic, {"order_service": KEY})
         with pytest.raises(event_signing.UntrustedEvent):
             event_signing.verify(json.loads(record.value), orders_topic, {"order_service": b"another key"})
@@ -194,7 +194,7 @@ def test_after_a_hung_broker_every_row_is_published_and_sent_once_per_attempt(ow
     from nameko import config
     from nameko.containers import ServiceContainer
 
-    from shop_common.outbox import OutboxRelay
+    from shop_common.messaging.outbox import OutboxRelay
 
     process, address = own_broker
     admin = KafkaAdminClient(bootstrap_servers=address)

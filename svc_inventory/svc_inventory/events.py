@@ -1,5 +1,5 @@
 """Events the Inventory service publishes."""
-from shop_common import events
+from shop_common.messaging import events
 from svc_inventory.service_name import NAME
 
 

@@ -2,8 +2,8 @@
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_common.inbox import inbox_table
-from shop_common.outbox import outbox_table
+from shop_common.messaging.inbox import inbox_table
+from shop_common.messaging.outbox import outbox_table
 from shop_common.errors import IllegalReservationTransition
 
 metadata = MetaData()

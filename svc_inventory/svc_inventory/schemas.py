@@ -1,5 +1,5 @@
 """What Inventory reads from operators and shows them."""
-from shop_common import api
+from shop_common.http import api
 
 
 def reservation_view(row):

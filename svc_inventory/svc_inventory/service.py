@@ -1,10 +1,10 @@
 import logging
 
-from shop_common import events
-from shop_common.cache import ProductCacheProvider
-from shop_common.kafka import kafka_event
-from shop_common.metrics import STOCK_UNITS
-from shop_common.outbox import OutboxRelay
+from shop_common.messaging import events
+from shop_common.storage.cache import ProductCacheProvider
+from shop_common.messaging.kafka import kafka_event
+from shop_common.telemetry.metrics import STOCK_UNITS
+from shop_common.messaging.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_inventory import models, schemas

@@ -4,7 +4,8 @@ import uuid
 from nameko.testing.services import worker_factory
 from sqlalchemy import text
 
-from shop_common import events, testing
+from shop_common import testing
+from shop_common.messaging import events
 from svc_inventory.store import StockStore
 from svc_inventory.service import InventoryService
 

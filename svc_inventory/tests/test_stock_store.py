@@ -6,7 +6,8 @@ import eventlet
 import pytest
 from sqlalchemy import select, text
 
-from shop_common import events, testing
+from shop_common import testing
+from shop_common.messaging import events
 from shop_common.errors import IllegalReservationTransition, InsufficientStock, ProductNotFound
 from svc_inventory.store import StockStore
 from svc_inventory.models import ReservationState, outbox

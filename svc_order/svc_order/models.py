@@ -5,8 +5,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_common.inbox import inbox_table
-from shop_common.outbox import outbox_table
+from shop_common.messaging.inbox import inbox_table
+from shop_common.messaging.outbox import outbox_table
 from shop_common.errors import IllegalOrderTransition
 
 metadata = MetaData()

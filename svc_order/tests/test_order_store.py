@@ -5,7 +5,8 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
-from shop_common import events, testing
+from shop_common import testing
+from shop_common.messaging import events
 from shop_common.errors import (
     AmountOutOfRange, IdempotencyKeyReused, IllegalOrderTransition, OrderNotFound, PaymentMismatch, RequestExpired,
 )

@@ -1,5 +1,5 @@
 """Events the Payment service publishes."""
-from shop_common import events
+from shop_common.messaging import events
 from shop_common.money import format_amount
 from svc_payment.service_name import NAME
 

@@ -5,11 +5,12 @@ from datetime import datetime, timezone
 
 from nameko.timer import timer
 
-from shop_common import audit, events
+from shop_common import audit
+from shop_common.messaging import events
 from shop_common.errors import IllegalPaymentTransition
-from shop_common.kafka import kafka_event
-from shop_common.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
-from shop_common.outbox import OutboxRelay
+from shop_common.messaging.kafka import kafka_event
+from shop_common.telemetry.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
+from shop_common.messaging.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_payment import models, reconciliation, schemas

@@ -15,12 +15,12 @@ import eventlet
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from shop_common import events as shop_events
-from shop_common import inbox as inbox_log
-from shop_common import outbox as outbox_log
-from shop_common.db import StoreProvider, make_engine
+from shop_common.messaging import events as shop_events
+from shop_common.messaging import inbox as inbox_log
+from shop_common.messaging import outbox as outbox_log
+from shop_common.storage.db import StoreProvider, make_engine
 from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
-from shop_common.metrics import PAYMENTS
+from shop_common.telemetry.metrics import PAYMENTS
 from shop_common.money import charge_range, format_amount
 from svc_payment import events
 from svc_payment.models import PaymentStatus as Status

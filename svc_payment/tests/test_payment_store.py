@@ -3,7 +3,8 @@ import eventlet
 import pytest
 from sqlalchemy import select, text
 
-from shop_common import events, testing
+from shop_common import testing
+from shop_common.messaging import events
 from shop_common.errors import IllegalPaymentTransition, PaymentBusy
 from svc_payment import schemas
 from svc_payment.store import PaymentStore, Timing
@@ -264,7 +265,7 @@ def test_workers_holding_every_lock_still_get_their_transactions(unit_databases)
     connection as a lock would wait for a transaction forever."""
     from nameko import config
 
-    from shop_common.db import Transactions, make_engine
+    from shop_common.storage.db import Transactions, make_engine
     from shop_common.errors import DatabaseUnavailable
     from svc_payment.store import Payments
 

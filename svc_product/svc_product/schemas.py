@@ -1,5 +1,5 @@
 """Validation of product input and the product's public shape."""
-from shop_common import api
+from shop_common.http import api
 from shop_common.money import format_amount, parse_amount
 
 

@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from shop_common.config import load_config
-from shop_common.db import Transactions, make_engine
+from shop_common.storage.db import Transactions, make_engine
 from svc_product.store import CatalogStore
 
 

@@ -1,6 +1,6 @@
 import logging
 
-from shop_common.cache import ProductCacheProvider
+from shop_common.storage.cache import ProductCacheProvider
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_product import schemas

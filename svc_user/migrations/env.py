@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from shop_common.migrations import run_migrations
+from shop_common.storage.migrations import run_migrations
 from svc_user.models import metadata
 
 run_migrations(metadata, "alembic_version_user", str(Path(__file__).parents[1] / "config.yaml"))

@@ -1,5 +1,5 @@
 """Validation of registration and profile input, and the user's public shape."""
-from shop_common import api
+from shop_common.http import api
 
 
 def user_view(row):

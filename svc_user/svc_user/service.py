@@ -2,7 +2,7 @@ from shop_common.errors import ValidationError
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
 from svc_user import schemas
-from shop_common.cache import TokenVersionsProvider
+from shop_common.storage.cache import TokenVersionsProvider
 from svc_user.credentials import Tokens
 from svc_user.store import Sessions, Users
 from svc_user.service_name import NAME

@@ -17,7 +17,8 @@ import redis
 import requests
 from kafka import KafkaAdminClient, TopicPartition
 
-from shop_common import events, testing
+from shop_common import testing
+from shop_common.messaging import events
 
 FINAL = ("PAID", "PAYMENT_FAILED", "CANCELLED")
 GROUP_TOPICS = {"order_service": (events.INVENTORY_TOPIC, events.PAYMENTS_TOPIC),

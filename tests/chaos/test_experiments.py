@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from shop_common import event_signing, events
+from shop_common.messaging import event_signing, events
 
 slow = pytest.mark.chaos_slow
 

@@ -84,7 +84,7 @@ def test_order_cache_is_only_served_to_its_owner(client, calls):
     answers, seen = calls
     order = {"id": "o1", "user_id": "u1", "status": "PAID"}
     answers[("order_service", "get_order")] = remote("OrderNotFound", "order not found", {"order_id": "o1"})
-    from shop_common.cache import OrderCache
+    from shop_common.storage.cache import OrderCache
     OrderCache(redis.Redis.from_url(REDIS_URL)).put(order, 2)
 
     mine = client.get("/orders/o1", headers=auth(user_id="u1"))
@@ -95,7 +95,7 @@ def test_order_cache_is_only_served_to_its_owner(client, calls):
 
 
 def test_order_cache_never_goes_back_to_an_older_version():
-    from shop_common.cache import OrderCache
+    from shop_common.storage.cache import OrderCache
 
     cache = OrderCache(redis.Redis.from_url(REDIS_URL))
     assert cache.put({"id": "ov", "status": "PAID"}, 3)
@@ -104,7 +104,7 @@ def test_order_cache_never_goes_back_to_an_older_version():
 
 
 def test_an_order_id_does_not_outlive_its_request_in_the_logs(client, calls):
-    from shop_common import logs
+    from shop_common.telemetry import logs
 
     answers, _ = calls
     answers[("order_service", "get_order")] = {"id": "o9", "user_id": "u1", "status": "PAID"}
@@ -136,7 +136,7 @@ def test_with_redis_away_reads_come_from_the_services_and_login_is_refused_not_g
 def test_the_openapi_document_is_valid_and_its_request_bodies_are_the_models_the_services_use(client):
     from openapi_spec_validator import validate
 
-    from shop_common import api
+    from shop_common.http import api
 
     spec = client.get("/openapi.json").json
     validate(spec)  # OpenAPI 3.1, every $ref resolves
@@ -151,8 +151,8 @@ def test_the_openapi_document_is_valid_and_its_request_bodies_are_the_models_the
 
 
 def test_every_answer_of_the_openapi_document_is_a_response_model(client):
-    """Response bodies come from shop_common.responses, and every model there answers some route."""
-    from shop_common import responses
+    """Response bodies come from shop_common.http.responses, and every model there answers some route."""
+    from shop_common.http import responses
 
     spec = client.get("/openapi.json").json
     answered = {response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
@@ -177,7 +177,7 @@ def test_the_contract_document_lists_every_operation_of_the_openapi_document():
 
 
 def test_a_token_older_than_its_user_s_logout_everywhere_is_refused(client, calls):
-    from shop_common.cache import TokenVersions
+    from shop_common.storage.cache import TokenVersions
 
     answers, _ = calls
     answers[("order_service", "list_orders")] = []

@@ -1,5 +1,5 @@
 """Bearer tokens: verified here with the User service's shared secret, no RPC per request; a token of a
-user who logged out everywhere is refused by its version (shop_common.cache.TokenVersions)."""
+user who logged out everywhere is refused by its version (shop_common.storage.cache.TokenVersions)."""
 import logging
 from functools import wraps
 

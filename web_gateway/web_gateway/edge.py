@@ -14,12 +14,12 @@ import re
 from flask import g, request
 from opentelemetry import trace
 
-from shop_common import api
+from shop_common.http import api
 from web_gateway.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
-# One definition with the request models' JSON Schema (shop_common.api): free text may hold lines,
+# One definition with the request models' JSON Schema (shop_common.http.api): free text may hold lines,
 # identifiers and query values are one line.
 BODY_FORBIDDEN = re.compile(f"[{api.CONTROL}\ud800-\udfff]")
 PARAMETER_FORBIDDEN = re.compile(f"[{api.LINE_CONTROL}\ud800-\udfff]")

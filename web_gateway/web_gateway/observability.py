@@ -10,9 +10,9 @@ from flask import g, request
 from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
-from shop_common.logs import set_order_id
-from shop_common.metrics import CACHE_REQUESTS, HTTP_DURATION, METRICS_ENABLED, record_build_info
-from shop_common.tracing import setup_tracing
+from shop_common.telemetry.logs import set_order_id
+from shop_common.telemetry.metrics import CACHE_REQUESTS, HTTP_DURATION, METRICS_ENABLED, record_build_info
+from shop_common.telemetry.tracing import setup_tracing
 
 UNMATCHED_ROUTE = "<unmatched>"
 

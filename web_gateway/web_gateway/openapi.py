@@ -1,11 +1,11 @@
 """The public contract as OpenAPI 3.1, served at GET /openapi.json.
 
-Request bodies are the models the services validate with (``shop_common.api``), and
-responses the models of what they answer (``shop_common.responses``), taken as their JSON
+Request bodies are the models the services validate with (``shop_common.http.api``), and
+responses the models of what they answer (``shop_common.http.responses``), taken as their JSON
 Schema: the document cannot promise what the server refuses, and the fuzzing tests check
 every live answer against it. This module adds only the routes.
 """
-from shop_common import api, responses
+from shop_common.http import api, responses
 from web_gateway.errors import HTTP_ERRORS
 
 
@@ -51,7 +51,7 @@ def _field(model, name):
 
 
 def _query(model):
-    """A query's parameters from the model that checks it (shop_common.api)."""
+    """A query's parameters from the model that checks it (shop_common.http.api)."""
     return [_param(name, "query", _field(model, name)) for name in model.model_fields]
 
 

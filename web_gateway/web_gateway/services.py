@@ -11,7 +11,7 @@ from functools import partial
 import redis
 from flask import current_app, g
 
-from shop_common.cache import OrderCache, ProductCache, TokenVersions
+from shop_common.storage.cache import OrderCache, ProductCache, TokenVersions
 from web_gateway.rpc import RpcClients
 
 SERVICE_NAMES = {"users": "user_service", "products": "product_service", "inventory": "inventory_service",

@@ -8,7 +8,7 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_common.migrations import create_messaging_tables
+from shop_common.storage.migrations import create_messaging_tables
 
 revision = "0001"
 down_revision = None

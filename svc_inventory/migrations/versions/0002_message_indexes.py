@@ -9,7 +9,7 @@ Create Date: 2026-11-27
 """
 from alembic import op
 
-from shop_common.migrations import index_messaging_tables
+from shop_common.storage.migrations import index_messaging_tables
 
 revision = "0002"
 down_revision = "0001"

@@ -13,7 +13,7 @@ Create Date: 2026-11-27
 from alembic import op
 import sqlalchemy as sa
 
-from shop_common.migrations import index_messaging_tables
+from shop_common.storage.migrations import index_messaging_tables
 
 revision = "0003"
 down_revision = "0002"

@@ -7,7 +7,7 @@ Create Date: 2026-11-26
 from alembic import op
 import sqlalchemy as sa
 
-from shop_common.migrations import create_messaging_tables
+from shop_common.storage.migrations import create_messaging_tables
 
 revision = "0001"
 down_revision = None

@@ -2,7 +2,7 @@
 from flask import Blueprint, request
 from nameko.exceptions import RpcTimeout
 
-from shop_common import api
+from shop_common.http import api
 from shop_common.errors import OrderNotFound, PaymentNotFound, ReservationNotFound
 from web_gateway.auth import admin_required
 from web_gateway.edge import json_body

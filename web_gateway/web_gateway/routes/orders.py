@@ -1,7 +1,7 @@
 """A shopper's orders: placed through the Order service, read from Redis when cached."""
 from flask import Blueprint, g, request
 
-from shop_common.logs import set_order_id
+from shop_common.telemetry.logs import set_order_id
 from web_gateway import observability
 from web_gateway.auth import login_required
 from web_gateway.edge import json_body

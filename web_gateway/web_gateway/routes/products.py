@@ -1,7 +1,7 @@
 """The catalogue: reads from Redis when cached (X-Cache), changes by admins through the services."""
 from flask import Blueprint, request
 
-from shop_common import api
+from shop_common.http import api
 from web_gateway import observability
 from web_gateway.auth import admin_required
 from web_gateway.edge import json_body

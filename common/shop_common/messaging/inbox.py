@@ -17,7 +17,7 @@ def inbox_table(metadata: MetaData):
         Column("event_type", String(64), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    Index("ix_inbox_processed_at", table.c.processed_at)  # pruning (shop_common.outbox.OutboxRelay.prune)
+    Index("ix_inbox_processed_at", table.c.processed_at)  # pruning (shop_common.messaging.outbox.OutboxRelay.prune)
     return table
 
 

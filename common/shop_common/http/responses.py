@@ -1,7 +1,7 @@
 """The REST contract's response bodies, one pydantic model each.
 
 The gateway's OpenAPI document takes their JSON Schema (as it takes the
-request models' from ``shop_common.api``), and the fuzzing tests check every
+request models' from ``shop_common.http.api``), and the fuzzing tests check every
 live answer against that document, so what the services return and what the
 contract promises are one definition. A field is required when every answer
 has it; the others may be left out, never null unless said.

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from nameko import config
 
-from shop_common.events import INVENTORY_TOPIC, ORDERS_TOPIC, PAYMENTS_TOPIC, MalformedEvent
+from shop_common.messaging.events import INVENTORY_TOPIC, ORDERS_TOPIC, PAYMENTS_TOPIC, MalformedEvent
 
 SIGNATURE_FIELD = "signature"
 SCHEME = "hmac-sha256="

@@ -29,12 +29,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_common import event_signing, events, faults
-from shop_common.db import Transactions, make_engine
-from shop_common.kafka import kafka_settings, make_producer
-from shop_common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
+from shop_common import faults
+from shop_common.messaging import event_signing, events
+from shop_common.storage.db import Transactions, make_engine
+from shop_common.messaging.kafka import kafka_settings, make_producer
+from shop_common.telemetry.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
 from shop_common.production import UnsafeConfiguration
-from shop_common.tracing import context_from, current_carrier, tracer
+from shop_common.telemetry.tracing import context_from, current_carrier, tracer
 
 TRACER = tracer(__name__)
 
@@ -44,7 +45,7 @@ NOTIFY_CHANNEL = "shop_outbox"
 BATCH_SIZE = 200
 IDLE_POLL_SECONDS = 1.0
 BACKLOG_REFRESH_SECONDS = 5.0
-# Longer than the producer's own delivery timeout (shop_common.kafka.make_producer):
+# Longer than the producer's own delivery timeout (shop_common.messaging.kafka.make_producer):
 # a send has failed for good before the relay gives up on it and tries again.
 ACK_TIMEOUT_SECONDS = 12.0
 RETRY_BACKOFF_MAX = 30.0
@@ -136,7 +137,7 @@ class OutboxPublisher:
 
     def __init__(self, engine, table, producer, service, signing_key, ack_timeout_seconds=ACK_TIMEOUT_SECONDS):
         self.transactions = Transactions(engine)
-        self.signing_key = signing_key  # this service's own (shop_common.event_signing)
+        self.signing_key = signing_key  # this service's own (shop_common.messaging.event_signing)
         self.table = table
         self.producer = producer
         self.service = service

@@ -1,18 +1,18 @@
 """The committed JSON Schema of every event version, and the rules a change must keep.
 
 ``contracts/events/<EventType>.v<N>.json`` is generated from the payload
-models in ``shop_common.events`` (``make contracts``) and committed, so a
+models in ``shop_common.messaging.events`` (``make contracts``) and committed, so a
 reviewer sees every contract change as a diff and other languages can read
 the contracts. Within one version only compatible changes are allowed: a new
 optional field. A removed or retyped field, or a newly required one, needs a
-new version (and an upcaster). ``python -m shop_common.event_contracts write``
+new version (and an upcaster). ``python -m shop_common.messaging.event_contracts write``
 refuses to overwrite a committed schema with an incompatible one.
 """
 import json
 import sys
 from pathlib import Path
 
-from shop_common import events
+from shop_common.messaging import events
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts" / "events"
 
@@ -117,5 +117,5 @@ if __name__ == "__main__":
         differing = stale()
         print("\n".join(differing) or "every event schema is up to date")
         sys.exit(1 if differing else 0)
-    print("usage: python -m shop_common.event_contracts write|check", file=sys.stderr)
+    print("usage: python -m shop_common.messaging.event_contracts write|check", file=sys.stderr)
     sys.exit(2)

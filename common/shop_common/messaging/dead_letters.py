@@ -8,8 +8,8 @@ event id, so a consumer that had applied it skips it (inbox), and one that
 could not gets it again. A replayed message that still fails comes back here
 with its new reason.
 
-    python -m shop_common.dead_letters list            (make dead-letters)
-    python -m shop_common.dead_letters replay 0:12 2:3 (make replay-dead-letters IDS="0:12 2:3")
+    python -m shop_common.messaging.dead_letters list            (make dead-letters)
+    python -m shop_common.messaging.dead_letters replay 0:12 2:3 (make replay-dead-letters IDS="0:12 2:3")
 
 In ``nameko shell``: ``n.rpc.order_service.dead_letters()`` and
 ``n.rpc.order_service.replay_dead_letters(["0:12"])`` (any service answers).
@@ -20,8 +20,8 @@ import os
 
 from kafka import KafkaConsumer, TopicPartition
 
-from shop_common import events
-from shop_common.kafka import make_producer
+from shop_common.messaging import events
+from shop_common.messaging.kafka import make_producer
 
 REPLAY_HEADER = "x-replay-of"
 

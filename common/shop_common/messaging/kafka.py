@@ -2,7 +2,7 @@
 
 Delivery is at least once: a partition's offset is committed only after the
 handlers of every record before it have finished, so a crash redelivers, and
-handlers make redelivery harmless with the inbox (``shop_common.inbox``).
+handlers make redelivery harmless with the inbox (``shop_common.messaging.inbox``).
 
 One consumer-group member per service process polls in one greenthread.
 Each partition's batch is handled by a worker greenthread of its own while
@@ -44,10 +44,11 @@ from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shop_common import event_signing, events, faults
-from shop_common.db import UNAVAILABLE as DATABASE_UNAVAILABLE
+from shop_common import faults
+from shop_common.messaging import event_signing, events
+from shop_common.storage.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from shop_common.errors import DomainError, TransientError
-from shop_common.metrics import (EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, LIVENESS_CHECKS,
+from shop_common.telemetry.metrics import (EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, LIVENESS_CHECKS,
                                   READINESS_CHECKS)
 
 log = logging.getLogger(__name__)

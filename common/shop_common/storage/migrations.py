@@ -32,7 +32,7 @@ def run_migrations(metadata, version_table, config_path):
 
 
 def create_messaging_tables():
-    """Create the outbox and inbox tables (see shop_common.outbox / .inbox).
+    """Create the outbox and inbox tables (see shop_common.messaging.outbox / .inbox).
 
     Called from each service's first migration. Frozen: a later change to
     these tables gets a new helper and a new migration, never an edit here.

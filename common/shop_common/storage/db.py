@@ -1,7 +1,7 @@
 """SQLAlchemy engine and transactions, shared by every service's store.
 
 Each service wraps this in a DependencyProvider of its own
-(``svc_x.dependencies``) whose methods speak the domain; this module only
+(``svc_x.store``) whose methods speak the domain; this module only
 knows how to open a transaction.
 """
 from contextlib import contextmanager

@@ -17,8 +17,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from shop_common.logs import set_order_id
-from shop_common.tracing import setup_tracing
+from shop_common.telemetry.logs import set_order_id
+from shop_common.telemetry.tracing import setup_tracing
 
 # SHOP_METRICS=off skips per-request recording and the endpoint (used by `make bench` to measure the cost).
 METRICS_ENABLED = os.environ.get("SHOP_METRICS", "on").lower() != "off"

@@ -12,7 +12,7 @@ import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from shop_common.tracing import current_ids
+from shop_common.telemetry.tracing import current_ids
 
 # The last line of defence: whatever a message or a traceback quotes (a driver's error echoing a row,
 # a library's repr of a request), these never reach a log line.

@@ -12,7 +12,7 @@ at the edge (and dead-lettered) instead of failing deep in a handler.
 Versioning: a new optional field is a compatible change within a version;
 removing, retyping or requiring a field means a new version. Each version's
 JSON Schema is committed under ``contracts/events`` (``make contracts``;
-``shop_common.event_contracts`` checks both rules). Consumers learn a version
+``shop_common.messaging.event_contracts`` checks both rules). Consumers learn a version
 before producers send it: ``decode`` upcasts every older version to the
 latest, so a handler reads one shape, and a producer can be held at an older
 version during a rollout (``as_version``).
@@ -322,7 +322,7 @@ def encode(event):
 
 def decode(raw, verify=None):
     """The event in ``raw``, at the latest version of its type; ``verify(event)`` first sees it as sent
-    (shop_common.event_signing). Raises MalformedEvent."""
+    (shop_common.messaging.event_signing). Raises MalformedEvent."""
     try:
         event = json.loads(raw)
     except (TypeError, ValueError) as exc:

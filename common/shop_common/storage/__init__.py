@@ -1,0 +1,1 @@
+"""PostgreSQL (engines, bounded pools, transactions, migrations) and the Redis caches."""

@@ -1,0 +1,1 @@
+"""Logs (JSON, redacted), metrics and health probes, traces."""
