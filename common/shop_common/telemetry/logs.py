@@ -5,12 +5,13 @@ comes from ``order_context`` (set by the Kafka entrypoint, the outbox relay
 and the gateway's order routes).
 """
 import contextvars
-import json
 import logging
 import os
 import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
+
+from pythonjsonlogger import json as jsonlogger
 
 from shop_common.telemetry.tracing import current_ids
 
@@ -31,7 +32,6 @@ def redact(text):
 
 
 _order_id = contextvars.ContextVar("shop_order_id", default=None)
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 @contextmanager
@@ -47,32 +47,31 @@ def set_order_id(order_id):
     return _order_id.set(order_id)
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """python-json-logger's formatter, with the shop's fields: ``ts``, ``level``, ``logger``, ``message``,
+    ``service``, ``trace_id``/``span_id``, ``order_id``, a record's extras, ``exception``; every string
+    redacted (REDACTIONS)."""
+
     def __init__(self, *args, **kwargs):
-        super().__init__()
+        super().__init__("%(levelname)s %(name)s %(message)s", json_default=str,
+                         rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"})
         self.process_name = os.environ.get("OTEL_SERVICE_NAME")
 
-    def format(self, record):
-        line = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": redact(record.getMessage()),
-        }
+    def add_fields(self, log_data, record, message_dict):
+        log_data["ts"] = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        super().add_fields(log_data, record, message_dict)
         if self.process_name:
-            line["service"] = self.process_name
+            log_data["service"] = self.process_name
         trace_id, span_id = current_ids()
         if trace_id:
-            line["trace_id"], line["span_id"] = trace_id, span_id
+            log_data["trace_id"], log_data["span_id"] = trace_id, span_id
         order_id = getattr(record, "order_id", None) or _order_id.get()
         if order_id:
-            line["order_id"] = order_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in line:
-                line[key] = value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
-        if record.exc_info:
-            line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, default=str)
+            log_data["order_id"] = order_id
+
+    def process_log_record(self, log_data):
+        return {key: value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
+                for key, value in log_data.items()}
 
 
 def configure_json_logging(level="INFO"):
