@@ -1,10 +1,12 @@
 """Redis keys and rules for the product and order caches.
 
-Product entries carry a generation in their key. A change bumps the
-generation (the list generation for every change, the product's own for a
-change to that product), so a reader that fetched from the database before
-the change writes its result under the old generation, where nobody looks:
-invalidation cannot be undone by a slow reader, and no key scan is needed.
+Product entries carry the generation they were read under. A change bumps
+the generation (the list generation for every change, the product's own for
+a change to that product); a reader fetches the generation and the entry in
+one MGET and serves the entry only when the two match. So a reader that
+fetched from the database before the change stores its result under the old
+generation, which nobody serves: invalidation cannot be undone by a slow
+reader, no key scan is needed, and a hit costs one round trip to Redis.
 
 Order entries carry the order's version; a write never replaces a newer one.
 
@@ -31,12 +33,12 @@ def product_generation_key(product_id):
     return f"shop:product:{product_id}:gen"
 
 
-def product_key(product_id, generation):
-    return f"shop:product:{product_id}:g{generation}"
+def product_key(product_id):
+    return f"shop:product:{product_id}:entry"
 
 
-def product_list_key(generation, page, page_size, query):
-    return f"shop:products:g{generation}:p{page}:s{page_size}:q{query or ''}"
+def product_list_key(page, page_size, query):
+    return f"shop:products:entry:p{page}:s{page_size}:q{query or ''}"
 
 
 def token_version_key(user_id):
@@ -58,24 +60,27 @@ class ProductCache:
     def encode(value):
         return json.dumps(value, separators=(",", ":")).encode()
 
-    def _generation(self, key):
-        return int(self.redis.get(key) or 0)
+    def _read(self, generation_key, key):
+        """(the body if it was stored under the current generation, else None; what to fill on a miss)."""
+        generation, entry = self.redis.mget(generation_key, key)
+        generation = int(generation or 0)
+        if entry is not None:
+            stored_under, _, body = entry.partition(b":")
+            if stored_under == str(generation).encode():
+                return body, (key, generation)
+        return None, (key, generation)
 
     def get_list(self, page, page_size, query):
-        """(the cached body or None, the key to fill on a miss)."""
-        generation = self._generation(LIST_GENERATION_KEY)
-        key = product_list_key(generation, page, page_size, query)
-        return self.redis.get(key), key
+        """(the cached body or None, what ``fill`` takes on a miss)."""
+        return self._read(LIST_GENERATION_KEY, product_list_key(page, page_size, query))
 
     def get_product(self, product_id):
-        generation = self._generation(product_generation_key(product_id))
-        key = product_key(product_id, generation)
-        return self.redis.get(key), key
+        return self._read(product_generation_key(product_id), product_key(product_id))
 
-    def fill(self, key, body):
-        """Store ``body`` (``encode``'s bytes) under the key ``get_*`` returned, i.e. the generation
-        read before the database."""
-        self.redis.set(key, body, ex=PRODUCT_TTL_SECONDS)
+    def fill(self, slot, body):
+        """Store ``body`` (``encode``'s bytes) with the generation ``get_*`` read before the database."""
+        key, generation = slot
+        self.redis.set(key, b"%d:%s" % (generation, body), ex=PRODUCT_TTL_SECONDS)
 
     def invalidate(self, product_ids=()):
         pipe = self.redis.pipeline()
