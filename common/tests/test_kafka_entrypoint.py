@@ -40,13 +40,23 @@ def topic(broker):
     return owned(name)
 
 
-def new_topic(broker, partitions=1):
-    """A topic of its own for one test: its name."""
-    name = f"test.{uuid.uuid4().hex[:8]}"
+def new_topic(broker, partitions=1, name=None):
+    """A topic of its own for one test (``name`` again: the same one, if the broker lacks it): its name."""
+    name = name or f"test.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=broker)
-    admin.create_topics([NewTopic(name, partitions, 1)])
-    admin.close()
+    try:
+        if name not in admin.list_topics():
+            admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        admin.close()
     return owned(name)
+
+
+def event_consumer(container):
+    """The container's shared KafkaEventConsumer."""
+    from shop_common.messaging.kafka import KafkaEventConsumer
+
+    return next(ext for ext in container.extensions if isinstance(ext, KafkaEventConsumer))
 
 
 def publish(broker, topic, values):
@@ -346,8 +356,6 @@ def test_other_errors_are_dead_lettered_after_bounded_attempts(broker, topic):
 
 
 def test_a_dead_letter_that_cannot_be_sent_is_retried_before_the_record_is_committed(broker, topic):
-    from shop_common.messaging.kafka import KafkaEventHandler
-
     handled = []
 
     class Strict:
@@ -360,7 +368,7 @@ def test_a_dead_letter_that_cannot_be_sent_is_retried_before_the_record_is_commi
 
     group = f"g-{uuid.uuid4().hex[:6]}"
     container = run_service(broker, Strict, group)
-    consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventHandler)).consumer
+    consumer = event_consumer(container)
     consumer._dead_letters.close(timeout=1)
     # The first send fails: nobody listens there. The consumer must make itself a working producer.
     consumer._dead_letters = KafkaProducer(bootstrap_servers="127.0.0.1:9", api_version=(3, 9), max_block_ms=1000)
@@ -421,10 +429,7 @@ def test_a_partition_kept_across_a_rebalance_is_read_on(broker):
 
 
 def _started(container):
-    from shop_common.messaging.kafka import KafkaEventHandler
-
-    consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventHandler)).consumer
-    return bool(consumer._in_flight)
+    return bool(event_consumer(container)._in_flight)
 
 
 def one_busy_partition_beside_a_flowing_one(broker, timeout, **kafka):
@@ -645,7 +650,7 @@ def test_a_wedged_poller_fails_the_liveness_probe_until_it_comes_round_again(bro
     with config.patch({"METRICS_PORT": port}):
         container = run_service(broker, Polled, f"g-{uuid.uuid4().hex[:6]}")
     live_url = f"http://127.0.0.1:{port}/health/live"
-    consumer = next(ext for ext in container.extensions if isinstance(ext, shop_kafka.KafkaEventConsumer))
+    consumer = event_consumer(container)
     release = eventlet.event.Event()
     real_poll = consumer._consumer.poll
 
@@ -691,7 +696,7 @@ def test_a_broker_that_lost_its_log_is_read_again_from_its_start(own_broker, sta
         process.kill()
         process.wait(10)
         restarted, _ = start_broker(int(address.rsplit(":", 1)[1]))
-        new_topic_named(address, lost)
+        new_topic(address, name=lost)
         publish(address, lost, [envelope(n=n) for n in range(100, 103)])
         wait_until(lambda: {100, 101, 102} <= set(handled), timeout=90)
     finally:
@@ -701,21 +706,10 @@ def test_a_broker_that_lost_its_log_is_read_again_from_its_start(own_broker, sta
             restarted.wait(10)
 
 
-def new_topic_named(broker, name, partitions=1):
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    try:
-        if name not in admin.list_topics():
-            admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-
-
 def test_a_position_past_the_end_of_its_log_is_read_again_from_the_committed_offset(broker):
     """What a member that kept its partition across a broker losing its log holds: a position past
     the partition's end. Real Kafka answers OffsetOutOfRange and the consumer resets itself; Tansu
     answers no records, so the watch does it."""
-    from shop_common.messaging.kafka import KafkaEventConsumer
-
     lost = new_topic(broker)
     handled = []
 
@@ -731,7 +725,7 @@ def test_a_position_past_the_end_of_its_log_is_read_again_from_the_committed_off
     try:
         publish(broker, lost, [envelope(n=n) for n in range(3)])
         wait_until(lambda: handled == [0, 1, 2] and committed(broker, group, lost) == 3, timeout=30)
-        consumer = next(ext for ext in container.extensions if isinstance(ext, KafkaEventConsumer))._consumer
+        consumer = event_consumer(container)._consumer
         consumer.seek(TopicPartition(lost, 0), 1000)  # as if the log it was reached in had gone
         publish(broker, lost, [envelope(n=n) for n in range(3, 6)])
         wait_until(lambda: handled[3:] == [3, 4, 5], timeout=30)

@@ -45,11 +45,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shop_common import faults
+from shop_common.errors import DomainError, TransientError
 from shop_common.messaging import event_signing, events
 from shop_common.storage.db import UNAVAILABLE as DATABASE_UNAVAILABLE
-from shop_common.errors import DomainError, TransientError
-from shop_common.telemetry.metrics import (EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, LIVENESS_CHECKS,
-                                  READINESS_CHECKS)
+from shop_common.telemetry.metrics import (
+    EVENTS_UNTRUSTED, KAFKA_CONSUMER_LAG, KAFKA_HANDLE_DURATION, LIVENESS_CHECKS, READINESS_CHECKS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +293,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         return {
             "running": self._running,
             "polled_seconds_ago": round(time.monotonic() - self._polled_at, 1),
-            "member": {"state": getattr(consumer._coordinator, "state", None),
-                       "generation": getattr(consumer._coordinator, "_generation", None) and
-                       consumer._coordinator._generation.generation_id},
+            "member": _member_view(consumer),
             "assigned": sorted(_name(tp) for tp in consumer.assignment()),
             "paused": sorted(_name(tp) for tp in consumer.paused()),
             "in_hand": {_name(tp): {"next_offset": claim.next_offset, "cancelled": claim.cancelled}
@@ -640,6 +639,15 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
                     self._dead_letters = None
                     producer.close(timeout=0)
                 self._sleep_unless_cancelled(claim, backoff(attempt))
+
+
+def _member_view(consumer):
+    """The member's place in its group (kafka-python's internals, best effort as _fetcher_view)."""
+    try:
+        coordinator = consumer._coordinator
+        return {"state": coordinator.state, "generation": coordinator._generation.generation_id}
+    except AttributeError as exc:
+        return {"unavailable": repr(exc)}
 
 
 def _fetcher_view(consumer):
