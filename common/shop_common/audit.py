@@ -21,6 +21,11 @@ def reason(value):
     return api.parse(api.ActionReason, {"reason": value}, "invalid reason").reason
 
 
+def history_limit(limit):
+    """How many entries an operator's history call returns (stock ledger, product history, audit log)."""
+    return max(1, min(int(limit), 1000))
+
+
 def record(redis_client, by, action, detail, result):
     """Add an operator's action on the shop as a whole to the audit stream."""
     redis_client.xadd(AUDIT_STREAM, {

@@ -9,11 +9,11 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 from nameko.rpc import Rpc
 
 from shop_common import audit, faults, production
-from shop_common.messaging import dead_letters
 from shop_common.faults import FLAGS, FaultFlags
+from shop_common.messaging import dead_letters
 from shop_common.messaging.kafka import KafkaEventConsumer, kafka_settings
-from shop_common.telemetry.metrics import ServiceTelemetry
 from shop_common.rpc import OPERATOR, CallerDeadline, rpc
+from shop_common.telemetry.metrics import ServiceTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class ServiceBase:
     def audit_log(self, limit=50):
         """Operator call: the latest actions on the shop as a whole (fault flags, dead-letter replays), newest
         first: when, who, what, the result. Actions on one record are in its own history."""
-        return audit.entries(self.fault_injection.redis, max(1, min(int(limit), 1000)))
+        return audit.entries(self.fault_injection.redis, audit.history_limit(limit))
 
     @rpc
     def fault_flags(self):

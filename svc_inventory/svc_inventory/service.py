@@ -1,15 +1,16 @@
 import logging
 
+from shop_common import audit
 from shop_common.messaging import events
-from shop_common.storage.cache import ProductCacheProvider
 from shop_common.messaging.kafka import kafka_event
-from shop_common.telemetry.metrics import STOCK_UNITS
 from shop_common.messaging.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
+from shop_common.storage.cache import ProductCacheProvider
+from shop_common.telemetry.metrics import STOCK_UNITS
 from svc_inventory import models, schemas
-from svc_inventory.store import Stock
 from svc_inventory.service_name import NAME
+from svc_inventory.store import Stock
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class InventoryService(ServiceBase):
     @rpc
     def stock_history(self, product_id, limit=100):
         """Operator call: the product's stock adjustments by hand, newest first (who, why, how many, after)."""
-        return self.stock.history(product_id, max(1, min(int(limit), 1000)))
+        return self.stock.history(product_id, audit.history_limit(limit))
 
     @rpc
     def outbox_backlog(self):

@@ -1,12 +1,13 @@
 import logging
 
-from shop_common.storage.cache import ProductCacheProvider
+from shop_common import audit
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
+from shop_common.storage.cache import ProductCacheProvider
 from svc_product import schemas
 from svc_product.clients import InventoryRpc
-from svc_product.store import Catalog
 from svc_product.service_name import NAME
+from svc_product.store import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class ProductService(ServiceBase):
     def product_history(self, product_id, limit=50):
         """Operator call: who created and changed the product, each change's fields before and after,
         newest first (its stock's history: inventory_service.stock_history)."""
-        return self.catalog.product_history(product_id, max(1, min(int(limit), 1000)))
+        return self.catalog.product_history(product_id, audit.history_limit(limit))
 
     @rpc
     def check_availability(self, items):
