@@ -5,8 +5,8 @@ import uuid
 import pytest
 from kafka import KafkaProducer
 
-from shop_common.messaging import event_signing, events
 from shop_common.errors import PaymentNotFound
+from shop_common.messaging import event_signing, events
 
 
 def send(shop, topic, event):

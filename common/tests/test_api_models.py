@@ -1,8 +1,8 @@
 """The REST request models: what they refuse, and how a refusal names the fields."""
 import pytest
 
-from shop_common.http import api
 from shop_common.errors import ValidationError
+from shop_common.http import api
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 

@@ -23,8 +23,8 @@ def test_a_failed_statement_never_carries_its_parameters():
 
 def test_a_database_out_of_reach_or_of_free_connections_is_unavailable_not_an_error():
     """DatabaseUnavailable is a TransientError: Kafka handlers retry it, RPC callers get a 503."""
-    from shop_common.storage.db import Transactions
     from shop_common.errors import DatabaseUnavailable, TransientError
+    from shop_common.storage.db import Transactions
 
     assert issubclass(DatabaseUnavailable, TransientError) and DatabaseUnavailable.status == 503
     engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1, pool_timeout=0.5)

@@ -2,11 +2,11 @@
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shop_common.errors import InsufficientStock, ProductNotFound, ReservationNotFound
 from shop_common.messaging import events as shop_events
 from shop_common.messaging import inbox as inbox_log
 from shop_common.messaging import outbox as outbox_log
 from shop_common.storage.db import StoreProvider
-from shop_common.errors import InsufficientStock, ProductNotFound, ReservationNotFound
 from svc_inventory import events
 from svc_inventory.models import ReservationState as State
 from svc_inventory.models import inbox, outbox, products, stock_ledger, stock_reservations

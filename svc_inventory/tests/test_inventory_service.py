@@ -6,8 +6,8 @@ from sqlalchemy import text
 
 from shop_common import testing
 from shop_common.messaging import events
-from svc_inventory.store import StockStore
 from svc_inventory.service import InventoryService
+from svc_inventory.store import StockStore
 
 
 def test_changed_products_are_invalidated_in_the_cache():

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import testing
-from shop_common.messaging import events
 from shop_common.errors import IllegalReservationTransition, InsufficientStock, ProductNotFound
-from svc_inventory.store import StockStore
+from shop_common.messaging import events
 from svc_inventory.models import ReservationState, outbox
+from svc_inventory.store import StockStore
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 import hashlib
 import json
 
-from shop_common.http import api
 from shop_common.errors import ValidationError
+from shop_common.http import api
 from shop_common.money import format_amount
 
 

@@ -6,20 +6,20 @@ import eventlet
 from nameko.timer import timer
 
 from shop_common import audit
-from shop_common.messaging import events
-from shop_common.storage.cache import OrderCacheProvider
 from shop_common.errors import UserNotFound
+from shop_common.messaging import events
 from shop_common.messaging.kafka import kafka_event
-from shop_common.telemetry.metrics import (
-    ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED, ORDERS_REDRIVEN,
-)
 from shop_common.messaging.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
+from shop_common.storage.cache import OrderCacheProvider
+from shop_common.telemetry.metrics import (
+    ORDERS_COMPLETED, ORDERS_PENDING, ORDERS_PENDING_OLDEST_AGE, ORDERS_PLACED, ORDERS_REDRIVEN,
+)
 from svc_order import models, schemas
 from svc_order.clients import CustomersRpc, ProductCatalogRpc
-from svc_order.store import Orders
 from svc_order.service_name import NAME
+from svc_order.store import Orders
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
+from shop_common.errors import AmountOutOfRange, IdempotencyKeyReused, OrderNotFound, PaymentMismatch
 from shop_common.messaging import events as shop_events
 from shop_common.messaging import inbox as inbox_log
 from shop_common.messaging import outbox as outbox_log
-from shop_common.storage.db import StoreProvider
-from shop_common.errors import AmountOutOfRange, IdempotencyKeyReused, OrderNotFound, PaymentMismatch
 from shop_common.money import charge_range, format_amount
 from shop_common.rpc import check_deadline
+from shop_common.storage.db import StoreProvider
 from svc_order import events
 from svc_order.models import (
     CancelReason, Order, OrderStatus, inbox, message_for, notifications, order_history, order_items, orders, outbox,

@@ -6,13 +6,13 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import testing
-from shop_common.messaging import events
 from shop_common.errors import (
     AmountOutOfRange, IdempotencyKeyReused, IllegalOrderTransition, OrderNotFound, PaymentMismatch, RequestExpired,
 )
+from shop_common.messaging import events
 from svc_order import schemas
-from svc_order.store import OrderStore
 from svc_order.models import notifications, outbox
+from svc_order.store import OrderStore
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
 

@@ -1,8 +1,8 @@
 """What Payment reads from OrderCreated and from Stripe's webhook events, and the payment's operator view."""
 from datetime import datetime
 
-from shop_common.messaging import events
 from shop_common.errors import ValidationError
+from shop_common.messaging import events
 from shop_common.money import check_currency
 
 # Webhook events after which the order's refund is looked at again.

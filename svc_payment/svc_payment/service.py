@@ -6,17 +6,17 @@ from datetime import datetime, timezone
 from nameko.timer import timer
 
 from shop_common import audit
-from shop_common.messaging import events
 from shop_common.errors import IllegalPaymentTransition
+from shop_common.messaging import events
 from shop_common.messaging.kafka import kafka_event
-from shop_common.telemetry.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
 from shop_common.messaging.outbox import OutboxRelay
 from shop_common.rpc import rpc
 from shop_common.service import ServiceBase
+from shop_common.telemetry.metrics import PAYMENT_DISPUTES, PAYMENTS_BY_STATUS, PAYMENTS_UNRECONCILED
 from svc_payment import models, reconciliation, schemas
-from svc_payment.store import Payments
 from svc_payment.models import PaymentStatus
 from svc_payment.service_name import NAME
+from svc_payment.store import Payments
 from svc_payment.stripe_client import PaymentProvider
 
 log = logging.getLogger(__name__)

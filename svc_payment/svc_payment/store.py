@@ -15,13 +15,13 @@ import eventlet
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
 from shop_common.messaging import events as shop_events
 from shop_common.messaging import inbox as inbox_log
 from shop_common.messaging import outbox as outbox_log
-from shop_common.storage.db import StoreProvider, make_engine
-from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
-from shop_common.telemetry.metrics import PAYMENTS
 from shop_common.money import charge_range, format_amount
+from shop_common.storage.db import StoreProvider, make_engine
+from shop_common.telemetry.metrics import PAYMENTS
 from svc_payment import events
 from svc_payment.models import PaymentStatus as Status
 from svc_payment.models import disputes, inbox, orphan_refunds, outbox, payments, reconciliation_runs, stripe_events

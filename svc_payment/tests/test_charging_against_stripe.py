@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from shop_common import testing
 from shop_common.errors import PaymentBusy
-from svc_payment.store import PaymentStore
 from svc_payment.models import outbox
 from svc_payment.service import PaymentService
+from svc_payment.store import PaymentStore
 from svc_payment.stripe_client import StripePayments
 
 

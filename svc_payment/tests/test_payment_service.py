@@ -2,8 +2,8 @@
 from nameko.testing.services import worker_factory
 
 from shop_common import testing
-from svc_payment.store import FollowUp
 from svc_payment.service import PaymentService
+from svc_payment.store import FollowUp
 
 EVENT = testing.order_created(order_id="o1", unit_price_cents=500)
 SUCCEEDED = {"intent_id": "pi_1", "status": "succeeded"}

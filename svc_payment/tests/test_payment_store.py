@@ -4,11 +4,11 @@ import pytest
 from sqlalchemy import select, text
 
 from shop_common import testing
-from shop_common.messaging import events
 from shop_common.errors import IllegalPaymentTransition, PaymentBusy
+from shop_common.messaging import events
 from svc_payment import schemas
-from svc_payment.store import PaymentStore, Timing
 from svc_payment.models import PaymentStatus, outbox
+from svc_payment.store import PaymentStore, Timing
 
 
 @pytest.fixture
@@ -265,8 +265,8 @@ def test_workers_holding_every_lock_still_get_their_transactions(unit_databases)
     connection as a lock would wait for a transaction forever."""
     from nameko import config
 
-    from shop_common.storage.db import Transactions, make_engine
     from shop_common.errors import DatabaseUnavailable
+    from shop_common.storage.db import Transactions, make_engine
     from svc_payment.store import Payments
 
     url = unit_databases["payments"]

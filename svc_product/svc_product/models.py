@@ -1,6 +1,7 @@
 """The products database (shared with the Inventory service, which owns its own tables there)."""
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, func, true,
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, func,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 

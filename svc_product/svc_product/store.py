@@ -5,8 +5,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from shop_common.storage.db import StoreProvider
 from shop_common.errors import InsufficientStock, ProductNotFound, SkuTaken
+from shop_common.storage.db import StoreProvider
 from svc_product.models import product_changes, products
 from svc_product.schemas import product_change_view, product_view
 

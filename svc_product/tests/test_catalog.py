@@ -7,9 +7,9 @@ from sqlalchemy import update
 
 from shop_common.errors import InsufficientStock, ProductNotFound, SkuTaken, ValidationError
 from svc_product import schemas
-from svc_product.store import CatalogStore
 from svc_product.models import products
 from svc_product.service import ProductService
+from svc_product.store import CatalogStore
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from shop_common.storage.db import StoreProvider
 from shop_common.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, UserNotFound
+from shop_common.storage.db import StoreProvider
 from svc_user.credentials import Passwords
 from svc_user.models import ADMIN, CUSTOMER, refresh_tokens, users
 from svc_user.schemas import user_view

@@ -8,8 +8,8 @@ from nameko.testing.services import worker_factory
 from shop_common.errors import EmailTaken, InvalidCredentials, UserNotFound, ValidationError
 from svc_user import schemas
 from svc_user.credentials import TokenIssuer
-from svc_user.store import UserStore
 from svc_user.service import UserService
+from svc_user.store import UserStore
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "1", "country": "US"}
 

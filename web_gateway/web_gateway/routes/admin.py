@@ -2,8 +2,8 @@
 from flask import Blueprint, request
 from nameko.exceptions import RpcTimeout
 
-from shop_common.http import api
 from shop_common.errors import OrderNotFound, PaymentNotFound, ReservationNotFound
+from shop_common.http import api
 from web_gateway.auth import admin_required
 from web_gateway.edge import json_body
 from web_gateway.services import SERVICE_NAMES, gateway, services
