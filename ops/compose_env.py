@@ -3,7 +3,9 @@ RabbitMQ's users, never committed (both git-ignored, mode 600).
 
 Every service gets its own PostgreSQL role (rights on its own database only), its own RabbitMQ user
 on the ``shop`` vhost allowed only its own calls (``ops/rpc_access.py``; an ``operator`` user for the
-shell may make any), no guest, and the shop's secrets; all random, at least 32 bytes. Run it again
+shell may make any), no guest, its own Kafka (SCRAM) user writing only its own topics
+(``ops/kafka_access.py``; Kafka's ``admin`` sets them up), and the shop's secrets; all random, at
+least 32 bytes. Run it again
 and nothing changes: existing values are kept (``--force`` makes new ones, for a fresh deployment).
 """
 import argparse
@@ -40,6 +42,8 @@ def wanted():
     }
     values.update({f"PG_PASSWORD_{name.upper()}": token() for name in DATABASE_OWNERS})
     values.update({rabbitmq_password_variable(name): token() for name in SERVICES + ("operator",)})
+    values["KAFKA_ADMIN_PASSWORD"] = token()
+    values.update({f"KAFKA_PASSWORD_{name.upper()}": token() for name in DATABASE_OWNERS})
     return values
 
 

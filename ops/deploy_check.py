@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ops"))
 
 import compose_env  # noqa: E402
+import rpc_access  # noqa: E402
 import stack  # noqa: E402
 
 K8S = ROOT / "deploy" / "k8s"
@@ -39,6 +40,9 @@ DEV_METRICS_PORTS = stack.PROFILES["dev"].metrics_ports()
 K8S_HELPERS = {"RABBITMQ_PASSWORD", "PG_PASSWORD"}
 # Set in Kubernetes only: a read-only root filesystem has no room for bytecode caches.
 K8S_ONLY = {"PYTHONDONTWRITEBYTECODE"}
+# Kafka's SASL login: compose's Kafka requires it (ops/kafka_access.py); the Kubernetes overlays'
+# Kafka listeners do not authenticate yet (docs/deploy.md says so).
+COMPOSE_ONLY = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_USERNAME", "KAFKA_PASSWORD"}
 SECRETS = set(compose_env.K8S_SHOP_SECRETS)
 
 
@@ -145,7 +149,7 @@ def environment_problems(resources, compose_file):
     for component in COMPONENTS:
         container = main_container(pods[component])
         in_k8s = k8s_env_names(container) | config_map_keys(resources, container) - K8S_ONLY
-        in_compose = set(compose_file["services"][component]["environment"])
+        in_compose = set(compose_file["services"][component]["environment"]) - COMPOSE_ONLY
         if in_k8s != in_compose:
             problems.append(f"{component}: variables only in Kubernetes {sorted(in_k8s - in_compose)}, "
                             f"only in compose {sorted(in_compose - in_k8s)}")
@@ -237,6 +241,35 @@ def _loop_topics(script):
     return (found.group(1).split(), int(found.group(2))) if found else (None, None)
 
 
+def _created_topics(script):
+    created = re.findall(r"--create --if-not-exists --topic (\S+) --partitions (\d+)", script)
+    return [topic for topic, _ in created], _one({int(partitions) for _, partitions in created} or {None})
+
+
+def kafka_access_problems(compose_file):
+    """compose's Kafka setup is the script ops/kafka_access.py makes, and each service logs in as itself."""
+    import kafka_access
+
+    problems = []
+    setup = compose_file["services"]["kafka-setup"]
+    script = ROOT / "ops" / "docker" / "kafka-setup.sh"
+    if script.read_text() != kafka_access.setup_script():
+        problems.append("ops/docker/kafka-setup.sh is not what ops/kafka_access.py makes: "
+                        "run `python ops/kafka_access.py > ops/docker/kafka-setup.sh`")
+    if "./ops/docker/kafka-setup.sh:/kafka-setup.sh:ro" not in setup.get("volumes", []):
+        problems.append("compose's kafka-setup does not run ops/docker/kafka-setup.sh")
+    # The raw text: once nameko has loaded a config, yaml.safe_load itself substitutes ${VAR} (its resolver).
+    text = (ROOT / "docker-compose.yml").read_text()
+    for component in rpc_access.SERVICE_NAMES:
+        environment = compose_file["services"][component]["environment"]
+        variable = kafka_access.password_variable(component)
+        if environment.get("KAFKA_USERNAME") != component or f"KAFKA_PASSWORD: ${{{variable}:" not in text:
+            problems.append(f"{component}: does not log in to Kafka as {component} with {variable}")
+        if variable not in setup["environment"]:
+            problems.append(f"compose's kafka-setup is not given {variable}")
+    return problems
+
+
 def _one(values):
     """The value all share, or every value found when they differ."""
     return next(iter(values)) if len(values) == 1 else sorted(values)
@@ -249,7 +282,7 @@ def topic_problems(dev_resources, production_resources, compose_file):
     job = by_kind(dev_resources, "Job")["kafka-topics"]["spec"]["template"]["spec"]["containers"][0]
     kafka_topics = by_kind(production_resources, "KafkaTopic")
     found = {
-        "compose": _loop_topics(compose_file["services"]["kafka-topics"]["command"][0]),
+        "compose": _created_topics((ROOT / "ops" / "docker" / "kafka-setup.sh").read_text()),
         "the dev overlay's job": _loop_topics(job["args"][0]),
         "the production overlay's KafkaTopics": (sorted(kafka_topics), _one(
             {topic["spec"]["partitions"] for topic in kafka_topics.values()})),
@@ -303,6 +336,7 @@ def check():
         problems += [f"[{overlay}] {problem}" for problem in hardening_problems(resources)]
     problems += compose_schema_problems()
     problems += topic_problems(rendered["dev"], rendered["production"], compose_file)
+    problems += kafka_access_problems(compose_file)
     problems += image_problems(rendered["production"])
     return rendered, problems, unvalidated
 

@@ -160,3 +160,37 @@ def test_postgres_init_gives_each_service_its_own_database_only(generated):
         subprocess.run(["sh", str(ROOT / "ops" / "docker" / "postgres-init.sh")], env=env, check=True,
                        capture_output=True)
         assert_each_service_owns_its_database_only(port, passwords)
+
+
+def test_kafka_users_write_only_the_topics_they_own_and_read_what_they_subscribe_to():
+    """ops/kafka_access.py, which compose's kafka-setup script is made from (make deploy-check holds it current)."""
+    import kafka_access
+    from shop_common.messaging import events
+
+    writers = {}
+    for component in ("svc_user", "svc_product", "svc_inventory", "svc_order", "svc_payment"):
+        for operation, resource, name in kafka_access.acls(component):
+            if operation == "Write":
+                writers.setdefault(name, set()).add(component)
+    assert writers[events.ORDERS_TOPIC] == {"svc_order"}
+    assert writers[events.INVENTORY_TOPIC] == {"svc_inventory"}
+    assert writers[events.PAYMENTS_TOPIC] == {"svc_payment"}
+    assert writers[events.DEAD_LETTER_TOPIC] == {"svc_inventory", "svc_order", "svc_payment"}  # the consumers
+    payment = kafka_access.acls("svc_payment")
+    assert ("Read", "topic", events.ORDERS_TOPIC) in payment and ("Read", "group", "payment_service") in payment
+    assert ("Read", "group", "order_service") not in payment
+    assert not [acl for acl in kafka_access.acls("svc_user") if acl[0] == "Write"]  # no handler, no topic
+
+
+def test_the_committed_kafka_setup_script_is_current_and_takes_passwords_from_the_environment():
+    import deploy_check
+    import kafka_access
+
+    compose_file = yaml.safe_load(COMPOSE.read_text())
+    assert deploy_check.kafka_access_problems(compose_file) == []
+    script = (ROOT / "ops" / "docker" / "kafka-setup.sh").read_text()
+    assert "$KAFKA_PASSWORD_SVC_ORDER]" in script and "$KAFKA_ADMIN_PASSWORD" in script
+    compose_file["services"]["svc_order"]["environment"]["KAFKA_USERNAME"] = "svc_payment"
+    assert deploy_check.kafka_access_problems(compose_file) == [
+        "svc_order: does not log in to Kafka as svc_order with KAFKA_PASSWORD_SVC_ORDER"]
+    assert kafka_access.setup_script() == script

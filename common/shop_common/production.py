@@ -6,7 +6,7 @@ run`` and the test stack generate theirs). With ``SHOP_ENV=production`` a
 secret must also be at least 32 bytes and not a value published anywhere
 (this repository's old defaults, localstripe's key), the admin password must
 not be the development one, and RabbitMQ and PostgreSQL must not be reached
-with their default logins. The error names each variable at fault.
+with their default logins; a service that logs in to Kafka (SASL) needs its user and a real password. The error names each variable at fault.
 """
 import os
 from collections.abc import Mapping
@@ -89,13 +89,21 @@ def _lookup(config, path):
     return ("" if config is None else str(config)), True
 
 
+def _kafka_login(kafka, production):
+    """With SASL on (compose), the service's own Kafka user and a real password."""
+    if not isinstance(kafka, Mapping) or str(kafka.get("security_protocol") or "PLAINTEXT").upper() == "PLAINTEXT":
+        return []
+    found = [] if kafka.get("username") else ["KAFKA_USERNAME is not set"]
+    return found + _secret(str(kafka.get("password") or ""), "KAFKA_PASSWORD", production)
+
+
 def problems(config, production):
     found = []
     for path, variable, check in CHECKS:
         value, present = _lookup(config, path)
         if present:
             found += check(value, variable, production)
-    return found
+    return found + _kafka_login(config.get("KAFKA") if isinstance(config, Mapping) else None, production)
 
 
 def check_config(config, env=None):

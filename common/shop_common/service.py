@@ -141,8 +141,9 @@ class ServiceBase:
 
     @rpc
     def replay_dead_letters(self, ids):
-        """Operator call: send these dead letters back to their topics (after fixing the cause)."""
-        result = dead_letters.replay(_bootstrap_servers(), list(ids))
+        """Operator call: send these dead letters back to their topics (after fixing the cause); asked of the
+        service that owns their topic (the only one allowed to write it), which the error names otherwise."""
+        result = dead_letters.replay(_bootstrap_servers(), list(ids), owner=self.name)
         log.warning("audit: %s replayed dead letters %s", self.operator, ", ".join(map(str, ids)))
         audit.record(self.fault_injection.redis, self.operator, "replay_dead_letters", {"ids": list(ids)}, result)
         return result

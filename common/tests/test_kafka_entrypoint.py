@@ -731,3 +731,14 @@ def test_a_position_past_the_end_of_its_log_is_read_again_from_the_committed_off
         wait_until(lambda: handled[3:] == [3, 4, 5], timeout=30)
     finally:
         container.stop()
+
+
+def test_a_service_logs_in_to_kafka_with_its_own_scram_user_only_when_sasl_is_configured():
+    from shop_common.messaging.kafka import security_settings
+
+    assert security_settings({}) == {} and security_settings({"security_protocol": "plaintext"}) == {}
+    login = security_settings({"security_protocol": "SASL_PLAINTEXT", "username": "svc_order", "password": "pw"})
+    assert login == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+                     "sasl_plain_username": "svc_order", "sasl_plain_password": "pw"}
+    # names kafka-python's producer and consumer take (an unknown one would be refused at start)
+    assert set(login) <= set(KafkaProducer.DEFAULT_CONFIG) & set(KafkaConsumer.DEFAULT_CONFIG)

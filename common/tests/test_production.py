@@ -16,6 +16,7 @@ SAFE = {
     "AUTH": {"jwt_secret": STRONG, "admin_password": "a long admin passphrase"},
     "STRIPE": {"api_key": "sk_live_" + "x" * 30, "webhook_secret": "whsec_" + "y" * 32},
     "EVENTS": {"keys": f"order_service={STRONG},payment_service={'p' * 32}"},
+    "KAFKA": {"security_protocol": "SASL_PLAINTEXT", "username": "svc_user", "password": STRONG},
 }
 PRODUCTION = {"SHOP_ENV": "production"}
 
@@ -53,9 +54,16 @@ def test_a_safe_configuration_starts_in_production():
     (("AMQP_URI",), "pyamqp://guest:guest@rabbitmq:5672/", "AMQP_URI uses RabbitMQ's default login"),
     (("DATABASE_URL",), "postgresql+psycopg2://postgres:postgres@db/shop_users", "_DATABASE_URL uses PostgreSQL"),
     (("DATABASE_URL",), "postgresql+psycopg2://svc_user@db/shop_users", "_DATABASE_URL uses PostgreSQL"),
+    (("KAFKA", "password"), "", "KAFKA_PASSWORD is not set"),
+    (("KAFKA", "password"), "short", "KAFKA_PASSWORD is shorter than 32 bytes"),
+    (("KAFKA", "username"), None, "KAFKA_USERNAME is not set"),
 ])
 def test_production_refuses_each_unsafe_setting_by_name(path, value, variable):
     assert variable in refusal(changed(path, value), PRODUCTION)
+
+
+def test_kafka_without_sasl_needs_no_login():
+    check_config(changed(("KAFKA",), {"security_protocol": "PLAINTEXT", "username": "", "password": ""}), PRODUCTION)
 
 
 def test_development_refuses_only_a_missing_secret():

@@ -20,8 +20,8 @@ import os
 
 from kafka import KafkaConsumer, TopicPartition
 
-from shop_common.messaging import events
-from shop_common.messaging.kafka import make_producer
+from shop_common.messaging import event_signing, events
+from shop_common.messaging.kafka import make_producer, security_settings
 
 REPLAY_HEADER = "x-replay-of"
 
@@ -53,7 +53,7 @@ def _summary(record):
 def _records(bootstrap_servers):
     """Every record of the dead-letter topic, oldest first per partition."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                             consumer_timeout_ms=1500)
+                             consumer_timeout_ms=1500, **security_settings())
     try:
         partitions = consumer.partitions_for_topic(events.DEAD_LETTER_TOPIC) or set()
         assigned = [TopicPartition(events.DEAD_LETTER_TOPIC, partition) for partition in sorted(partitions)]
@@ -72,13 +72,26 @@ def list_dead_letters(bootstrap_servers, limit=None):
     return letters[-limit:] if limit else letters
 
 
-def replay(bootstrap_servers, ids):
-    """Send these dead letters (``"partition:offset"``) back to their original topics; returns what was sent."""
+def replay(bootstrap_servers, ids, owner=None):
+    """Send these dead letters (``"partition:offset"``) back to their original topics; returns what was sent.
+
+    ``owner`` (a service name): only letters of topics it owns, the only ones its Kafka user may write
+    (ops/kafka_access.py); nothing is sent when any letter belongs to another owner, and the error
+    says whom to ask."""
     wanted = set(ids)
     chosen = [record for record in _records(bootstrap_servers) if f"{record.partition}:{record.offset}" in wanted]
     missing = wanted - {f"{record.partition}:{record.offset}" for record in chosen}
     if missing:
         raise KeyError(f"no such dead letters: {', '.join(sorted(missing))}")
+    if owner is not None:
+        others = {}
+        for record in chosen:
+            topic_owner = event_signing.TOPIC_OWNERS.get(_headers(record).get("x-original-topic"), owner)
+            if topic_owner != owner:
+                others.setdefault(topic_owner, []).append(f"{record.partition}:{record.offset}")
+        if others:
+            raise ValueError("replayed only by their topic's owner: " + "; ".join(
+                f"{name}.replay_dead_letters({ids_of!r})" for name, ids_of in sorted(others.items())))
     producer = make_producer(bootstrap_servers)
     sent = []
     try:

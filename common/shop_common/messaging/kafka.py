@@ -79,6 +79,18 @@ def kafka_settings():
     return config.get("KAFKA") or {}
 
 
+def security_settings(settings=None):
+    """How this process proves who it is to the broker: nothing locally (Tansu), SASL/SCRAM with the
+    service's own user in compose and Kubernetes, where topic ACLs let it write only the topics it owns
+    (ops/kafka_access.py)."""
+    settings = kafka_settings() if settings is None else settings
+    protocol = (settings.get("security_protocol") or "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    return dict(security_protocol=protocol, sasl_mechanism=settings.get("sasl_mechanism") or "SCRAM-SHA-512",
+                sasl_plain_username=settings.get("username"), sasl_plain_password=settings.get("password"))
+
+
 def make_producer(bootstrap_servers):
     # acks=all and idempotence keep per-partition order through retries. A send is
     # given up after 10 s (not kafka-python's 120 s), so a caller that retries
@@ -91,6 +103,7 @@ def make_producer(bootstrap_servers):
         request_timeout_ms=5000,
         delivery_timeout_ms=10000,
         max_block_ms=5000,
+        **security_settings(),
     )
 
 
@@ -112,6 +125,7 @@ def make_consumer(bootstrap_servers, group_id, leave_group=None, **overrides):
         # hop of an order's saga cost up to half a second (make bench, docs/performance.md).
         fetch_max_wait_ms=int(kafka_settings().get("fetch_max_wait_ms", 25)),
         max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
+        **security_settings(),
     )
     settings.update(overrides)
     consumer = KafkaConsumer(**settings)
