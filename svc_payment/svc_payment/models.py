@@ -37,6 +37,10 @@ payments = Table(
     Column("order_status", String(16)),
     # When the payment timer looks at this row again (a refund to retry, an intent to re-fetch).
     Column("next_check_at", DateTime(timezone=True)),
+    # While PROCESSING: the worker talking to Stripe (host:pid) and when its lease runs out. The advisory
+    # lock (PaymentStore.exclusive) is what excludes a second worker; these say who holds it, for operators.
+    Column("charging_by", String(100)),
+    Column("charging_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

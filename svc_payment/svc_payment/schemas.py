@@ -77,6 +77,8 @@ def payment_view(row):
         "refund_requested_by": row.refund_requested_by,
         "order_status": row.order_status,
         "next_check_at": _time(row.next_check_at),
+        "charging_by": row.charging_by,
+        "charging_until": _time(row.charging_until),
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }

@@ -6,6 +6,8 @@ answer, a webhook, a re-fetch), and ``apply_intent`` turns it into the same
 transition. Methods that leave Stripe work to do return a ``FollowUp``.
 """
 import logging
+import os
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,6 +60,9 @@ class Timing:
 
     action_deadline_seconds: int = 900
     recheck_seconds: int = 60
+    # How long a charge's holder expects to need Stripe: two calls of at most STRIPE timeout_seconds (10)
+    # with retries. Informational: a holder that dies loses its advisory lock at once, whatever this says.
+    charge_lease_seconds: int = 60
     refund_retry_seconds: int = 30
     max_refund_attempts: int = 5
 
@@ -71,10 +76,15 @@ def seconds(value):
     return func.make_interval(0, 0, 0, 0, 0, 0, value)
 
 
+def this_worker():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class PaymentStore:
-    def __init__(self, transactions, timing=None, locks=None):
+    def __init__(self, transactions, timing=None, locks=None, owner=None):
         self.transactions = transactions
         self.timing = timing or Timing()
+        self.owner = owner or this_worker()  # what a PROCESSING row's charging_by says while we charge
         # The advisory locks' connections come from a pool of their own: a worker holding one
         # still needs a transaction, and from one shared pool, workers holding every connection
         # as locks would each wait for a transaction forever (seen: payments stalled under load).
@@ -109,8 +119,12 @@ class PaymentStore:
 
         The PROCESSING row is committed before Stripe is called: a redelivery
         or a second worker finds it and resumes instead of charging again.
+        It names this worker and its lease (called under ``exclusive``, so no
+        other worker is charging the order now; a lease still running under
+        another name means that worker died mid-charge, and is logged).
         A total Stripe cannot charge fails the payment at once.
         """
+        holder = {"charging_by": self.owner, "charging_until": self._after(self.timing.charge_lease_seconds)}
         smallest, largest = charge_range(request["currency"])
         if not smallest <= request["amount_cents"] <= largest:
             # The Order service refuses such totals; an event from before that, or forged, fails here.
@@ -120,7 +134,7 @@ class PaymentStore:
         with self.transactions.begin() as session:
             row = session.execute(
                 insert(payments)
-                .values(status=Status.PROCESSING, charge_attempts=1, **request)
+                .values(status=Status.PROCESSING, charge_attempts=1, **holder, **request)
                 .on_conflict_do_nothing()
                 .returning(payments)
             ).first()
@@ -132,9 +146,13 @@ class PaymentStore:
                     inbox_log.claim(session, inbox, event, CONSUMER)
                     outbox_log.republish(session, outbox, row.order_id, OUTCOMES)
                     return None
+                if row.charging_by not in (None, self.owner) and row.charging_until is not None \
+                        and row.charging_until > datetime.now(timezone.utc):
+                    log.warning("took over the charge of %s, whose lease ran to %s: its lock is gone, so it died",
+                                row.charging_by, row.charging_until.isoformat(), extra={"order_id": row.order_id})
                 row = session.execute(
                     update(payments).where(payments.c.order_id == row.order_id)
-                    .values(charge_attempts=payments.c.charge_attempts + 1, updated_at=func.now())
+                    .values(charge_attempts=payments.c.charge_attempts + 1, updated_at=func.now(), **holder)
                     .returning(payments)
                 ).one()
             return payment_view(row)
@@ -463,6 +481,8 @@ class PaymentStore:
     @classmethod
     def _move(cls, session, row, target, values, current=None):
         Status.check(current or row.status, target)
+        if (current or row.status) == Status.PROCESSING:  # nobody holds a charge that is no longer in progress
+            values = dict(values, charging_by=None, charging_until=None)
         return cls._set(session, row.order_id, status=target, **values)
 
 

@@ -1,4 +1,6 @@
 """PaymentStore on a real PostgreSQL database: one charge per order, refunds in any arrival order."""
+from datetime import datetime
+
 import eventlet
 import pytest
 from sqlalchemy import select, text
@@ -63,6 +65,26 @@ def test_crash_after_intent_resumes_the_same_intent(store):
     store.record_intent(payment["order_id"], "pi_resume")
     resumed = store.begin_charge(event, schemas.charge_request(event))  # redelivered before finishing
     assert resumed["status"] == PaymentStatus.PROCESSING and resumed["intent_id"] == "pi_resume"
+
+
+def test_a_processing_payment_names_its_holder_and_lease_until_it_leaves_processing(transactions_for, caplog):
+    first = PaymentStore(transactions_for("payments"), Timing(charge_lease_seconds=120), owner="host-a:1")
+    second = PaymentStore(transactions_for("payments"), owner="host-b:2")
+    event = order_created()
+    with first.exclusive(event["order_id"]):
+        payment = first.begin_charge(event, schemas.charge_request(event))
+    assert payment["charging_by"] == "host-a:1"
+    lease = datetime.fromisoformat(payment["charging_until"]) - datetime.fromisoformat(payment["updated_at"])
+    assert 119 <= lease.total_seconds() <= 121
+    # host-a died mid-charge: its advisory lock went with its connection, its lease has not run out yet
+    with second.exclusive(event["order_id"], wait_seconds=1), caplog.at_level("WARNING"):
+        resumed = second.begin_charge(event, schemas.charge_request(event))
+    assert resumed["charging_by"] == "host-b:2" and resumed["charge_attempts"] == 2
+    assert "took over the charge of host-a:1" in caplog.text
+    second.record_intent(event["order_id"], "pi_1")
+    second.apply_intent(event["order_id"], SUCCEEDED, event=event)
+    done = second.get_payment(event["order_id"])
+    assert done["status"] == PaymentStatus.SUCCEEDED and done["charging_by"] is None and done["charging_until"] is None
 
 
 def test_declined_payment_emits_payment_failed(store):
