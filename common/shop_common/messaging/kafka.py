@@ -458,6 +458,8 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             end = max(known)
             committed = self._committed.get(tp)
             if committed is None:
+                if not ends:  # ListOffsets just failed: the broker is away, do not hold the poller asking it
+                    continue
                 try:
                     committed = self._consumer.committed(tp, timeout_ms=2000) or 0
                 except Exception:
