@@ -94,7 +94,7 @@ def test_each_consistency_check_fails_on_its_drift(rendered, compose_file):
     pod(production, "svc-order")["spec"]["template"]["spec"]["containers"][0]["image"] += "-rc"
     assert len(deploy_check.topic_problems(dev, production, compose_file)) == 1
     assert deploy_check.image_problems(production) == [
-        "svc_order: image registry.example.com/shop/svc_order:1.2.0-rc is not version 1.2.0"]
+        "svc_order: image registry.example.com/shop/svc_order:1.3.0-rc is not version 1.3.0"]
 
 
 def _resolved_env(resources, container, secrets):
