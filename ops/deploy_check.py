@@ -40,9 +40,9 @@ DEV_METRICS_PORTS = stack.PROFILES["dev"].metrics_ports()
 K8S_HELPERS = {"RABBITMQ_PASSWORD", "PG_PASSWORD"}
 # Set in Kubernetes only: a read-only root filesystem has no room for bytecode caches.
 K8S_ONLY = {"PYTHONDONTWRITEBYTECODE"}
-# Kafka's SASL login: compose's Kafka requires it (ops/kafka_access.py); the Kubernetes overlays'
-# Kafka listeners do not authenticate yet (docs/deploy.md says so).
-COMPOSE_ONLY = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_USERNAME", "KAFKA_PASSWORD"}
+# Kafka's SASL login: compose's and production's Kafka require it, the dev overlay's single broker does
+# not; kafka_access_problems checks these where they belong.
+KAFKA_LOGIN = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_USERNAME", "KAFKA_PASSWORD"}
 SECRETS = set(compose_env.K8S_SHOP_SECRETS)
 
 
@@ -148,8 +148,8 @@ def environment_problems(resources, compose_file):
     pods = shop_pods(resources)
     for component in COMPONENTS:
         container = main_container(pods[component])
-        in_k8s = k8s_env_names(container) | config_map_keys(resources, container) - K8S_ONLY
-        in_compose = set(compose_file["services"][component]["environment"]) - COMPOSE_ONLY
+        in_k8s = (k8s_env_names(container) | config_map_keys(resources, container)) - K8S_ONLY - KAFKA_LOGIN
+        in_compose = set(compose_file["services"][component]["environment"]) - KAFKA_LOGIN
         if in_k8s != in_compose:
             problems.append(f"{component}: variables only in Kubernetes {sorted(in_k8s - in_compose)}, "
                             f"only in compose {sorted(in_compose - in_k8s)}")
@@ -246,11 +246,14 @@ def _created_topics(script):
     return [topic for topic, _ in created], _one({int(partitions) for _, partitions in created} or {None})
 
 
-def kafka_access_problems(compose_file):
-    """compose's Kafka setup is the script ops/kafka_access.py makes, and each service logs in as itself."""
+def kafka_access_problems(compose_file, production_resources=None):
+    """compose's Kafka setup and production's KafkaUsers are what ops/kafka_access.py makes, and each
+    service logs in as itself in both."""
     import kafka_access
 
     problems = []
+    if production_resources is not None:
+        problems += _strimzi_user_problems(kafka_access, production_resources)
     setup = compose_file["services"]["kafka-setup"]
     script = ROOT / "ops" / "docker" / "kafka-setup.sh"
     if script.read_text() != kafka_access.setup_script():
@@ -273,6 +276,27 @@ def kafka_access_problems(compose_file):
 def _one(values):
     """The value all share, or every value found when they differ."""
     return next(iter(values)) if len(values) == 1 else sorted(values)
+
+
+def _strimzi_user_problems(kafka_access, resources):
+    problems = []
+    wanted = {user["metadata"]["name"]: user["spec"] for user in yaml.safe_load_all(kafka_access.strimzi_users())}
+    found = {name: user["spec"] for name, user in by_kind(resources, "KafkaUser").items()}
+    if found != wanted:
+        problems.append("deploy/k8s/overlays/production/kafka-users.yaml is not what ops/kafka_access.py makes: "
+                        "run `python ops/kafka_access.py --strimzi > deploy/k8s/overlays/production/kafka-users.yaml`")
+    pods = shop_pods(resources)
+    for component in rpc_access.SERVICE_NAMES:
+        container = main_container(pods[component])
+        env = {variable["name"]: variable for variable in container.get("env", [])}
+        user = kafka_access.kubernetes_user(component)
+        password = env.get("KAFKA_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if env.get("KAFKA_USERNAME", {}).get("value") != user or password != {"name": user, "key": "password"}:
+            problems.append(f"[production] {component}: does not log in to Kafka as the KafkaUser {user}")
+        settings = {key for key in config_map_keys(resources, container)}
+        if not {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM"} <= settings:
+            problems.append(f"[production] {component}: no KAFKA_SECURITY_PROTOCOL/KAFKA_SASL_MECHANISM")
+    return problems
 
 
 def topic_problems(dev_resources, production_resources, compose_file):
@@ -336,7 +360,7 @@ def check():
         problems += [f"[{overlay}] {problem}" for problem in hardening_problems(resources)]
     problems += compose_schema_problems()
     problems += topic_problems(rendered["dev"], rendered["production"], compose_file)
-    problems += kafka_access_problems(compose_file)
+    problems += kafka_access_problems(compose_file, rendered["production"])
     problems += image_problems(rendered["production"])
     return rendered, problems, unvalidated
 

@@ -8,8 +8,9 @@ group (its Nameko service name), and writes dead letters; every service reads th
 (``replay_dead_letters``), so no service needs to write another's topic.
 
 ``python ops/kafka_access.py`` prints the setup script compose runs (``ops/docker/kafka-setup.sh``:
-topics, users, ACLs; passwords from the environment, never in the script); ``tests/test_compose.py``
-holds the committed script to what this prints. Tansu, the local broker, cannot require SASL and keep
+topics, users, ACLs; passwords from the environment, never in the script); ``--strimzi`` prints the
+production overlay's KafkaUser resources (``deploy/k8s/overlays/production/kafka-users.yaml``: Strimzi's
+User Operator makes each user's password Secret). ``make deploy-check`` holds both files to this table. Tansu, the local broker, cannot require SASL and keep
 users at once (``--authentication`` refuses the very request that creates one), so locally there are
 no users; compose's Apache Kafka enforces this table.
 """
@@ -53,6 +54,33 @@ def acls(component):
     return sorted(allowed)
 
 
+def kubernetes_user(component):
+    """The user's name in Kubernetes: a KafkaUser is named like the Deployment (no underscores there)."""
+    return component.replace("_", "-")
+
+
+def strimzi_users():
+    """One KafkaUser per service: SCRAM-SHA-512, and this table's ACLs (Strimzi's simple authorization)."""
+    import yaml
+
+    documents = []
+    for component in SERVICE_NAMES:
+        by_resource = {}
+        for operation, resource, name in acls(component):
+            by_resource.setdefault((resource, name), []).append(operation)
+        documents.append({
+            "apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaUser",
+            "metadata": {"name": kubernetes_user(component), "labels": {"strimzi.io/cluster": "kafka"}},
+            "spec": {"authentication": {"type": "scram-sha-512"}, "authorization": {"type": "simple", "acls": [
+                {"resource": {"type": resource, "name": name, "patternType": "literal"}, "operations": operations}
+                for (resource, name), operations in by_resource.items()]}},
+        })
+    header = ("# Made by `python ops/kafka_access.py --strimzi` (make deploy-check holds it to ops/kafka_access.py):\n"
+              "# each service's Kafka user and ACLs. Strimzi's User Operator writes its password to a Secret\n"
+              "# of the same name, which the service's Deployment reads (kustomization.yaml).\n")
+    return header + yaml.safe_dump_all(documents, sort_keys=False, width=120)
+
+
 def password_variable(component):
     return f"KAFKA_PASSWORD_{component.upper()}"
 
@@ -92,4 +120,4 @@ def setup_script():
 
 
 if __name__ == "__main__":
-    sys.stdout.write(setup_script())
+    sys.stdout.write(strimzi_users() if sys.argv[1:] == ["--strimzi"] else setup_script())

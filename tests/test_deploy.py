@@ -3,6 +3,8 @@ both overlays render and validate, the three ways of running the shop agree, eac
 drift it is there for, and the production PostgreSQL bootstrap gives each service its own database."""
 import copy
 import os
+import random
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +41,7 @@ def test_every_overlay_validates_and_agrees_with_compose_and_the_local_runner():
     # Only the operators' resources go unvalidated, and the dev overlay has none.
     assert unvalidated and all(name.startswith("[production] ") for name in unvalidated)
     assert {name.split("/")[0].split()[-1] for name in unvalidated} == {
-        "Kafka", "KafkaNodePool", "KafkaTopic", "Cluster", "RabbitmqCluster"}
+        "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "RabbitmqCluster"}
 
 
 def test_a_misspelt_or_mistyped_field_is_refused_by_the_schemas(rendered):
@@ -93,6 +95,13 @@ def test_each_consistency_check_fails_on_its_drift(rendered, compose_file):
     next(r for r in production if r["kind"] == "KafkaTopic")["spec"]["partitions"] = 6
     pod(production, "svc-order")["spec"]["template"]["spec"]["containers"][0]["image"] += "-rc"
     assert len(deploy_check.topic_problems(dev, production, compose_file)) == 1
+    next(r for r in production if r["kind"] == "KafkaUser")["spec"]["authorization"]["acls"][0]["operations"] += [
+        "Write"]
+    env = pod(production, "svc-payment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    next(variable for variable in env if variable["name"] == "KAFKA_USERNAME")["value"] = "svc-order"
+    assert [problem.split(":")[0] for problem in deploy_check.kafka_access_problems(compose_file, production)] == [
+        "deploy/k8s/overlays/production/kafka-users.yaml is not what ops/kafka_access.py makes",
+        "[production] svc_payment"]
     assert deploy_check.image_problems(production) == [
         "svc_order: image registry.example.com/shop/svc_order:1.3.0-rc is not version 1.3.0"]
 
@@ -122,6 +131,8 @@ def test_production_checks_accept_every_component_as_kubernetes_runs_it(rendered
     for owner in compose_env.DATABASE_OWNERS:
         name = f"postgres-{owner.replace('_', '-')}"
         secrets[name] = compose_env.read_env(tmp_path / f"{name}.env")
+        # Strimzi's User Operator: a Secret per KafkaUser, a generated password of 32 characters by default
+        secrets[owner.replace("_", "-")] = {"password": "".join(random.choices(string.ascii_letters, k=32))}
     for component, pod in deploy_check.shop_pods(rendered["production"]).items():
         environment = _resolved_env(rendered["production"], pod["spec"]["containers"][0], secrets)
         assert environment["SHOP_ENV"] == "production" and "$(" not in str(environment)
