@@ -9,9 +9,7 @@ so the services can audit who did what, and a list of the operator calls
 import getpass
 import os
 
-from nameko.standalone.rpc import ClusterRpcClient
-
-from shop_common.rpc import OPERATOR
+from shop_common.rpc import OPERATOR, ClusterRpcClient
 
 SHOP_SERVICES = ("order_service", "payment_service", "inventory_service", "product_service", "user_service")
 SHOP_OPERATOR = os.environ.get("SHOP_OPERATOR") or getpass.getuser()

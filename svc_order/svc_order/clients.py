@@ -1,8 +1,8 @@
 """Other services, as the Order service needs them."""
-from nameko.rpc import ServiceRpc
 
 from shop_common.errors import ValidationError
 from shop_common.money import check_currency, parse_amount
+from shop_common.rpc import ServiceRpc
 
 
 class ProductCatalog:

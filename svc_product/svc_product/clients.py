@@ -1,5 +1,6 @@
 """Other services, as the Product service calls them."""
-from nameko.rpc import ServiceRpc
+
+from shop_common.rpc import ServiceRpc
 
 
 class InventoryRpc(ServiceRpc):

@@ -12,9 +12,9 @@ import time
 
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout
-from nameko.standalone.rpc import ClusterRpcClient, ReplyListener
+from nameko.standalone.rpc import ReplyListener
 
-from shop_common.rpc import DEADLINE, OPERATOR, deadline_after
+from shop_common.rpc import DEADLINE, OPERATOR, ClusterRpcClient, deadline_after
 
 
 class KeptReplyListener(ReplyListener):

@@ -1,0 +1,65 @@
+"""A service's RPC requests are published without re-declaring its reply queue (shop_common.rpc),
+and the replies still arrive: on the real RabbitMQ, between two real Nameko containers."""
+import os
+import uuid
+
+import amqp.channel
+import pytest
+from nameko import config
+from nameko.containers import ServiceContainer
+from nameko.rpc import rpc
+from nameko.testing.services import entrypoint_hook
+
+from shop_common.rpc import ServiceRpc
+
+AMQP_URI = os.environ.get("SHOP_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture
+def queue_declarations(monkeypatch):
+    """Every queue.declare sent on any AMQP channel of this process, by queue name."""
+    declared = []
+    original = amqp.channel.Channel.queue_declare
+
+    def counting(self, queue="", *args, **kwargs):
+        declared.append(queue)
+        return original(self, queue, *args, **kwargs)
+
+    monkeypatch.setattr(amqp.channel.Channel, "queue_declare", counting)
+    return declared
+
+
+def test_a_service_calls_another_without_declaring_a_queue_per_call(queue_declarations):
+    echo_name = f"echo_{uuid.uuid4().hex[:8]}"
+
+    class Echo:
+        name = echo_name
+
+        @rpc
+        def echo(self, value):
+            return value
+
+    class Caller:
+        name = f"caller_{uuid.uuid4().hex[:8]}"
+        echo = ServiceRpc(echo_name)
+
+        @rpc
+        def call_echo(self, value):
+            return self.echo.echo(value)
+
+    with config.patch({"AMQP_URI": AMQP_URI}):
+        containers = [ServiceContainer(Echo), ServiceContainer(Caller)]
+        for container in containers:
+            container.start()
+        try:
+            with entrypoint_hook(containers[1], "call_echo") as call_echo:
+                assert call_echo("warm-up") == "warm-up"
+                queue_declarations.clear()
+                answers = [call_echo(f"call {number}") for number in range(20)]
+        finally:
+            for container in containers:
+                container.stop()
+    assert answers == [f"call {number}" for number in range(20)]
+    # Nameko's own ServiceRpc declared the caller's reply queue (with its exchange and binding)
+    # before each of these 20 requests.
+    assert queue_declarations == []
