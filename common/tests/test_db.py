@@ -43,3 +43,51 @@ def test_a_database_out_of_reach_or_of_free_connections_is_unavailable_not_an_er
     with pytest.raises(DatabaseUnavailable) as away, refused.begin() as session:
         session.execute(text("SELECT 1"))
     assert away.value.details == {"cause": "OperationalError"}
+
+
+def _backend_pid(transactions):
+    with transactions.begin() as session:
+        return session.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def _terminate(pid):
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_closed_while_idle_in_the_pool_is_replaced_before_use():
+    """Pinged because it sat idle past the threshold (0 s here): the transaction never sees it broken."""
+    from shop_common.storage.db import Transactions
+
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1,
+                         ping_after_idle_seconds=0)
+    transactions = Transactions(engine)
+    try:
+        closed = _backend_pid(transactions)
+        _terminate(closed)
+        assert _backend_pid(transactions) != closed  # a new connection, no error
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_closed_while_briefly_idle_fails_one_transaction_as_unavailable_then_the_pool_recovers():
+    """Not pinged (back in use within the threshold): the one transaction on it is DatabaseUnavailable,
+    which callers retry, and the pool replaces its connections."""
+    from shop_common.errors import DatabaseUnavailable
+    from shop_common.storage.db import Transactions
+
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=2,
+                         ping_after_idle_seconds=3600)
+    transactions = Transactions(engine)
+    try:
+        closed = _backend_pid(transactions)
+        _terminate(closed)
+        with pytest.raises(DatabaseUnavailable), transactions.begin() as session:
+            session.execute(text("SELECT 1"))
+        assert _backend_pid(transactions) != closed
+    finally:
+        engine.dispose()

@@ -88,7 +88,8 @@ class PaymentStore:
         # The advisory locks' connections come from a pool of their own: a worker holding one
         # still needs a transaction, and from one shared pool, workers holding every connection
         # as locks would each wait for a transaction forever (seen: payments stalled under load).
-        self.locks = locks or transactions.engine
+        # Each lock statement is a transaction of its own (AUTOCOMMIT): the lock outlives them all.
+        self.locks = locks or transactions.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def exclusive(self, order_id, wait_seconds=0.0):
@@ -103,7 +104,6 @@ class PaymentStore:
         key = f"payment:{order_id}"
         deadline = time.monotonic() + wait_seconds
         with self.locks.connect() as connection:
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             while not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": key}).scalar():
                 if time.monotonic() >= deadline:
                     raise PaymentBusy("another worker is charging or refunding this order", {"order_id": order_id})
@@ -495,7 +495,8 @@ class Payments(StoreProvider):
 
         settings = config.get("PAYMENTS") or {}
         self.timing = Timing(**{key: int(value) for key, value in settings.items() if key in Timing.__annotations__})
-        self.locks = make_engine(config["DATABASE_URL"], pool_size=LOCK_POOL_SIZE)
+        # AUTOCOMMIT for the whole pool: set per connection, SQLAlchemy reset it on every return.
+        self.locks = make_engine(config["DATABASE_URL"], pool_size=LOCK_POOL_SIZE, isolation_level="AUTOCOMMIT")
 
     def stop(self):
         super().stop()

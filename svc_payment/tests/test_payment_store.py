@@ -293,7 +293,7 @@ def test_workers_holding_every_lock_still_get_their_transactions(unit_databases)
 
     url = unit_databases["payments"]
     store = PaymentStore(Transactions(make_engine(url, pool_size=1, pool_timeout=2)),
-                         locks=make_engine(url, pool_size=1, pool_timeout=2))
+                         locks=make_engine(url, pool_size=1, pool_timeout=2, isolation_level="AUTOCOMMIT"))
     event = order_created()
     with store.exclusive(event["order_id"]):
         charge(store, event, intent("succeeded"))
