@@ -103,6 +103,7 @@ def make_producer(bootstrap_servers):
         request_timeout_ms=5000,
         delivery_timeout_ms=10000,
         max_block_ms=5000,
+        metrics_enabled=False,  # kafka-python's own sensors: nothing reads them, every send paid for them
         **security_settings(),
     )
 
@@ -125,6 +126,7 @@ def make_consumer(bootstrap_servers, group_id, leave_group=None, **overrides):
         # hop of an order's saga cost up to half a second (make bench, docs/performance.md).
         fetch_max_wait_ms=int(kafka_settings().get("fetch_max_wait_ms", 25)),
         max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
+        metrics_enabled=False,  # kafka-python's own sensors: nothing reads them, every fetch paid for them
         **security_settings(),
     )
     settings.update(overrides)
