@@ -742,3 +742,27 @@ def test_a_service_logs_in_to_kafka_with_its_own_scram_user_only_when_sasl_is_co
                      "sasl_plain_username": "svc_order", "sasl_plain_password": "pw"}
     # names kafka-python's producer and consumer take (an unknown one would be refused at start)
     assert set(login) <= set(KafkaProducer.DEFAULT_CONFIG) & set(KafkaConsumer.DEFAULT_CONFIG)
+
+
+def test_fetches_wait_long_while_the_topics_are_quiet_and_short_while_records_flow(broker, topic):
+    handled = []
+
+    class Reader:
+        name = "reader"
+
+        @kafka_event(topic, "Thing")
+        def handle(self, event):
+            handled.append(event["payload"]["n"])
+
+    container = run_service(broker, Reader, f"g-{uuid.uuid4().hex[:6]}", fetch_max_wait_ms=25,
+                            idle_fetch_max_wait_ms=400, quiet_seconds=1)
+    fetcher_wait = lambda: event_consumer(container)._consumer._fetcher.config["fetch_max_wait_ms"]  # noqa: E731
+    try:
+        wait_until(lambda: fetcher_wait() == 400)  # quiet since it started
+        publish(broker, topic, [envelope(n=1)])
+        wait_until(lambda: handled == [1] and fetcher_wait() == 25)
+        wait_until(lambda: fetcher_wait() == 400)  # quiet again
+        publish(broker, topic, [envelope(n=2)])
+        wait_until(lambda: handled == [1, 2])
+    finally:
+        container.stop()

@@ -65,6 +65,13 @@ KEY_CONCURRENCY = 5
 # The poller's wait for records: short while batches are being handled, so a finished batch is
 # committed and its partition fetched again at once; long when idle, to cost nothing.
 BUSY_POLL_MS, IDLE_POLL_MS = 10, 200
+# How long the broker may hold a fetch that finds nothing, once nothing has arrived for QUIET_SECONDS
+# (make_consumer's fetch_max_wait_ms applies while records flow). Each fetch costs kafka-python about
+# a millisecond of CPU, so at 25 ms an idle consumer used 8 % of a core (docs/performance.md). Kafka
+# answers a waiting fetch as soon as records arrive, so this costs no latency there; Tansu answers
+# within about a fifth of the wait (measured), once per quiet spell.
+IDLE_FETCH_MAX_WAIT_MS = 500
+QUIET_SECONDS = 5.0
 JOIN_POLL_MS = 3000  # while the member (re)joins its group; heartbeats have a thread of their own
 STALL_SECONDS = 30.0  # a partition with records to read that does not move for this long is fetched afresh
 # A poller that has not come round for this long is wedged: /health/live fails and the process is restarted.
@@ -236,6 +243,9 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._lag_refresh_seconds = LAG_REFRESH_SECONDS
         self._lag_recorded_at = 0.0
         self._polled_at = time.monotonic()  # when the poller last came round
+        self._active_at = time.monotonic()  # when records were last fetched or in hand
+        self._fetch_wait_ms = {"busy": None, "idle": IDLE_FETCH_MAX_WAIT_MS}
+        self._quiet_seconds = QUIET_SECONDS
 
     # -- lifecycle ---------------------------------------------------------
     def setup(self):
@@ -247,6 +257,9 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._stall_seconds = float(settings.get("stall_seconds", STALL_SECONDS))
         self._key_concurrency = int(settings.get("key_concurrency", KEY_CONCURRENCY))
         self._lag_refresh_seconds = float(settings.get("lag_refresh_seconds", LAG_REFRESH_SECONDS))
+        self._fetch_wait_ms = {"busy": self._consumer.config["fetch_max_wait_ms"],
+                               "idle": int(settings.get("idle_fetch_max_wait_ms", IDLE_FETCH_MAX_WAIT_MS))}
+        self._quiet_seconds = float(settings.get("quiet_seconds", QUIET_SECONDS))
         self._dead_letters = make_producer(self._servers)
         self._keys = event_signing.configured_keys()
         READINESS_CHECKS[f"{self.container.service_name}.kafka_consumer"] = self._readiness
@@ -344,6 +357,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         else:
             timeout_ms = BUSY_POLL_MS if self._in_flight else IDLE_POLL_MS
         batches = self._consumer.poll(timeout_ms=timeout_ms)
+        self._pace_fetches(bool(batches or self._in_flight))
         for tp, records in batches.items():
             self._consumer.pause(tp)
             claim = self._in_flight[tp] = _Claim(tp, records[0].offset)
@@ -353,6 +367,16 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         if time.monotonic() - self._lag_recorded_at >= self._lag_refresh_seconds:
             self._lag_recorded_at = time.monotonic()
             self._record_lag()
+
+    def _pace_fetches(self, active):
+        """Short fetch waits while records flow, long ones once the topics have been quiet a while."""
+        now = time.monotonic()
+        if active:
+            self._active_at = now
+        mode = "busy" if now - self._active_at < self._quiet_seconds else "idle"
+        fetcher = getattr(self._consumer, "_fetcher", None)  # kafka-python reads it for every fetch
+        if fetcher is not None and self._fetch_wait_ms[mode] is not None:
+            fetcher.config["fetch_max_wait_ms"] = self._fetch_wait_ms[mode]
 
     def _drain_finished(self, timeout=None):
         finished = []
