@@ -1,4 +1,6 @@
-"""What a database error may say about the row it was writing."""
+"""What a database error may say about the row it was writing, and how pools meet closed connections."""
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -59,35 +61,34 @@ def _terminate(pid):
         engine.dispose()
 
 
-def test_a_connection_closed_while_idle_in_the_pool_is_replaced_before_use():
-    """Pinged because it sat idle past the threshold (0 s here): the transaction never sees it broken."""
+@contextmanager
+def pool_whose_connection_was_closed(ping_after_idle_seconds, pool_size=1):
+    """Transactions over a pool whose one used connection's backend was then terminated; its pid."""
     from shop_common.storage.db import Transactions
 
-    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1,
-                         ping_after_idle_seconds=0)
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=pool_size,
+                         ping_after_idle_seconds=ping_after_idle_seconds)
     transactions = Transactions(engine)
     try:
         closed = _backend_pid(transactions)
         _terminate(closed)
-        assert _backend_pid(transactions) != closed  # a new connection, no error
+        yield transactions, closed
     finally:
         engine.dispose()
+
+
+def test_a_connection_closed_while_idle_in_the_pool_is_replaced_before_use():
+    """Pinged because it sat idle past the threshold (0 s here): the transaction never sees it broken."""
+    with pool_whose_connection_was_closed(ping_after_idle_seconds=0) as (transactions, closed):
+        assert _backend_pid(transactions) != closed  # a new connection, no error
 
 
 def test_a_connection_closed_while_briefly_idle_fails_one_transaction_as_unavailable_then_the_pool_recovers():
     """Not pinged (back in use within the threshold): the one transaction on it is DatabaseUnavailable,
     which callers retry, and the pool replaces its connections."""
     from shop_common.errors import DatabaseUnavailable
-    from shop_common.storage.db import Transactions
 
-    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=2,
-                         ping_after_idle_seconds=3600)
-    transactions = Transactions(engine)
-    try:
-        closed = _backend_pid(transactions)
-        _terminate(closed)
+    with pool_whose_connection_was_closed(ping_after_idle_seconds=3600, pool_size=2) as (transactions, closed):
         with pytest.raises(DatabaseUnavailable), transactions.begin() as session:
             session.execute(text("SELECT 1"))
         assert _backend_pid(transactions) != closed
-    finally:
-        engine.dispose()
