@@ -65,12 +65,12 @@ KEY_CONCURRENCY = 5
 # The poller's wait for records: short while batches are being handled, so a finished batch is
 # committed and its partition fetched again at once; long when idle, to cost nothing.
 BUSY_POLL_MS, IDLE_POLL_MS = 10, 200
-# How long the broker may hold a fetch that finds nothing, once nothing has arrived for QUIET_SECONDS
-# (make_consumer's fetch_max_wait_ms applies while records flow). Each fetch costs kafka-python about
-# a millisecond of CPU, so at 25 ms an idle consumer used 8 % of a core (docs/performance.md). Kafka
+# How long the broker may hold a fetch that finds nothing: FETCH_MAX_WAIT_MS while records flow (see
+# make_consumer), IDLE_FETCH_MAX_WAIT_MS once none has arrived for QUIET_SECONDS. Each fetch costs
+# kafka-python about a millisecond of CPU, so at 25 ms an idle consumer used 8 % of a core (docs/performance.md). Kafka
 # answers a waiting fetch as soon as records arrive, so this costs no latency there; Tansu answers
 # within about a fifth of the wait (measured), once per quiet spell.
-IDLE_FETCH_MAX_WAIT_MS = 500
+FETCH_MAX_WAIT_MS, IDLE_FETCH_MAX_WAIT_MS = 25, 500
 QUIET_SECONDS = 5.0
 JOIN_POLL_MS = 3000  # while the member (re)joins its group; heartbeats have a thread of their own
 STALL_SECONDS = 30.0  # a partition with records to read that does not move for this long is fetched afresh
@@ -131,7 +131,7 @@ def make_consumer(bootstrap_servers, group_id, leave_group=None, **overrides):
         # its batch was handled is fetched only when the fetch in flight to its broker returns,
         # so this bounds what each batch waits for the next; kafka-python's 500 ms made every
         # hop of an order's saga cost up to half a second (make bench, docs/performance.md).
-        fetch_max_wait_ms=int(kafka_settings().get("fetch_max_wait_ms", 25)),
+        fetch_max_wait_ms=int(kafka_settings().get("fetch_max_wait_ms", FETCH_MAX_WAIT_MS)),
         max_poll_interval_ms=int(kafka_settings().get("max_poll_interval_ms", 300000)),
         metrics_enabled=False,  # kafka-python's own sensors: nothing reads them, every fetch paid for them
         **security_settings(),
@@ -244,7 +244,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
         self._lag_recorded_at = 0.0
         self._polled_at = time.monotonic()  # when the poller last came round
         self._active_at = time.monotonic()  # when records were last fetched or in hand
-        self._fetch_wait_ms = {"busy": None, "idle": IDLE_FETCH_MAX_WAIT_MS}
+        self._fetch_wait_ms = {"busy": FETCH_MAX_WAIT_MS, "idle": IDLE_FETCH_MAX_WAIT_MS}
         self._quiet_seconds = QUIET_SECONDS
 
     # -- lifecycle ---------------------------------------------------------
@@ -375,7 +375,7 @@ class KafkaEventConsumer(SharedExtension, ProviderCollector):
             self._active_at = now
         mode = "busy" if now - self._active_at < self._quiet_seconds else "idle"
         fetcher = getattr(self._consumer, "_fetcher", None)  # kafka-python reads it for every fetch
-        if fetcher is not None and self._fetch_wait_ms[mode] is not None:
+        if fetcher is not None:
             fetcher.config["fetch_max_wait_ms"] = self._fetch_wait_ms[mode]
 
     def _drain_finished(self, timeout=None):
