@@ -1,7 +1,8 @@
-"""Helpers for every service's tests: valid events with only the fields a test cares about, and
-fresh databases."""
+"""Helpers for every service's tests: valid events with only the fields a test cares about,
+fresh databases, and a count of the AMQP queue declarations a process sends."""
 import uuid
 
+import amqp.channel
 import psycopg2
 
 from shop_common.messaging import events
@@ -66,3 +67,16 @@ def recreate_database(name):
         cursor.execute(f'CREATE DATABASE "{name}"')
     connection.close()
     return f"{POSTGRES}/{name}"
+
+
+def count_queue_declarations(monkeypatch):
+    """A list that receives the name of every queue.declare any AMQP channel of this process sends."""
+    declared = []
+    original = amqp.channel.Channel.queue_declare
+
+    def counting(channel, queue="", *args, **kwargs):
+        declared.append(queue)
+        return original(channel, queue, *args, **kwargs)
+
+    monkeypatch.setattr(amqp.channel.Channel, "queue_declare", counting)
+    return declared

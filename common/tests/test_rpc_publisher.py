@@ -3,33 +3,19 @@ and the replies still arrive: on the real RabbitMQ, between two real Nameko cont
 import os
 import uuid
 
-import amqp.channel
-import pytest
 from nameko import config
 from nameko.containers import ServiceContainer
 from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 
 from shop_common.rpc import ServiceRpc
+from shop_common.testing import count_queue_declarations
 
 AMQP_URI = os.environ.get("SHOP_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672//")
 
 
-@pytest.fixture
-def queue_declarations(monkeypatch):
-    """Every queue.declare sent on any AMQP channel of this process, by queue name."""
-    declared = []
-    original = amqp.channel.Channel.queue_declare
-
-    def counting(self, queue="", *args, **kwargs):
-        declared.append(queue)
-        return original(self, queue, *args, **kwargs)
-
-    monkeypatch.setattr(amqp.channel.Channel, "queue_declare", counting)
-    return declared
-
-
-def test_a_service_calls_another_without_declaring_a_queue_per_call(queue_declarations):
+def test_a_service_calls_another_without_declaring_a_queue_per_call(monkeypatch):
+    queue_declarations = count_queue_declarations(monkeypatch)
     echo_name = f"echo_{uuid.uuid4().hex[:8]}"
 
     class Echo:

@@ -3,11 +3,11 @@ queue declared per call (web_gateway.rpc, shop_common.rpc.RequestPublisher)."""
 import os
 import uuid
 
-import amqp.channel
 from nameko import config
 from nameko.containers import ServiceContainer
 from nameko.rpc import rpc
 
+from shop_common.testing import count_queue_declarations
 from web_gateway.rpc import RpcClients
 
 AMQP_URI = os.environ.get("SHOP_TEST_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672//")
@@ -21,11 +21,7 @@ def test_calls_declare_no_queue_after_the_first_and_every_reply_arrives(monkeypa
         def echo(self, value):
             return value
 
-    declared = []
-    original = amqp.channel.Channel.queue_declare
-    monkeypatch.setattr(amqp.channel.Channel, "queue_declare",
-                        lambda channel, queue="", *args, **kwargs: declared.append(queue)
-                        or original(channel, queue, *args, **kwargs))
+    declared = count_queue_declarations(monkeypatch)
     with config.patch({"AMQP_URI": AMQP_URI}):
         container = ServiceContainer(Echo)
         container.start()
