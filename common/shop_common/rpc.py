@@ -16,12 +16,13 @@ import logging
 import time
 
 from kombu import Queue
-from nameko.amqp.publish import Publisher
+from nameko.amqp.publish import Publisher, get_connection
 from nameko.extensions import DependencyProvider
 from nameko.messaging import decode_from_headers
 from nameko.rpc import Rpc
 from nameko.rpc import ServiceRpc as NamekoServiceRpc
 from nameko.standalone.rpc import ClusterRpcClient as NamekoClusterRpcClient
+from nameko.standalone.rpc import ReplyListener as NamekoReplyListener
 
 from shop_common.errors import RequestExpired
 
@@ -83,7 +84,38 @@ class ServiceRpc(NamekoServiceRpc):
     publisher_cls = RequestPublisher
 
 
+class ReplyListener(NamekoReplyListener):
+    """Nameko's standalone reply listener, declaring its reply queue before a request whenever no
+    consumer holds it.
+
+    A standalone client consumes its reply queue only while it waits for a reply, and a reply queue
+    nobody consumes expires after Nameko's ``RPC_REPLY_QUEUE_TTL`` (5 minutes). With the per-request
+    declaration gone (``RequestPublisher``), the first request after such a pause had no queue for its
+    reply: every call of that client failed with ``ReplyQueueExpiredWithPendingReplies`` (the gateway
+    answered 500 after sitting idle). The declaration costs a round trip only when no consumer runs.
+    """
+
+    def register_for_reply(self, correlation_id):
+        if not self.holds_queue():
+            with get_connection(self.amqp_uri, ssl=self.ssl) as connection:
+                self.queue.bind(connection).declare()
+        return super().register_for_reply(correlation_id)
+
+    def holds_queue(self):
+        """True while a consumer of the reply queue is running (so the queue cannot expire)."""
+        return False  # Nameko's listener consumes only while it waits for a reply
+
+
 class ClusterRpcClient(NamekoClusterRpcClient):
-    """The standalone client (the gateway's, the shell's), publishing with ``RequestPublisher``."""
+    """The standalone client (the gateway's, the shell's), publishing with ``RequestPublisher`` and
+    listening with ``reply_listener_cls``."""
 
     publisher_cls = RequestPublisher
+    reply_listener_cls = ReplyListener
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stock = self.reply_listener  # Nameko's constructor names its class; same queue and settings
+        self.reply_listener = self.reply_listener_cls(stock.queue, timeout=stock.timeout, uri=stock.amqp_uri,
+                                                      ssl=stock.ssl)
+        self.client.register_for_reply = self.reply_listener.register_for_reply

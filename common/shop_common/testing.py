@@ -1,9 +1,10 @@
 """Helpers for every service's tests: valid events with only the fields a test cares about,
-fresh databases, and a count of the AMQP queue declarations a process sends."""
+fresh databases, a count of the AMQP queue declarations a process sends, and an echo service for RPC."""
 import uuid
 
 import amqp.channel
 import psycopg2
+from nameko.rpc import rpc
 
 from shop_common.messaging import events
 
@@ -80,3 +81,16 @@ def count_queue_declarations(monkeypatch):
 
     monkeypatch.setattr(amqp.channel.Channel, "queue_declare", counting)
     return declared
+
+
+def echo_service():
+    """A Nameko service class, under a name of its own, whose ``echo`` RPC answers its argument."""
+
+    class Echo:
+        name = f"echo_{uuid.uuid4().hex[:8]}"
+
+        @rpc
+        def echo(self, value):
+            return value
+
+    return Echo

@@ -12,9 +12,8 @@ import time
 
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout
-from nameko.standalone.rpc import ReplyListener
 
-from shop_common.rpc import DEADLINE, OPERATOR, ClusterRpcClient, deadline_after
+from shop_common.rpc import DEADLINE, OPERATOR, ClusterRpcClient, ReplyListener, deadline_after
 
 
 class KeptReplyListener(ReplyListener):
@@ -32,11 +31,15 @@ class KeptReplyListener(ReplyListener):
     _replies = None
     _used_at = 0.0
 
+    def holds_queue(self):
+        """Called before each request: a consumer left idle too long is closed (and the queue declared)."""
+        if time.monotonic() - self._used_at > self.IDLE_SECONDS:
+            self.close_replies()
+        return self._replies is not None
+
     def consume_reply(self, correlation_id):
         if self.consumer.should_stop:
             raise RuntimeError("Stopped and can no longer be used")
-        if time.monotonic() - self._used_at > self.IDLE_SECONDS:
-            self.close_replies()
         try:
             while not self.pending.get(correlation_id):
                 if self._replies is None:
@@ -64,6 +67,10 @@ class KeptReplyListener(ReplyListener):
         super().stop()
 
 
+class GatewayRpcClient(ClusterRpcClient):
+    reply_listener_cls = KeptReplyListener
+
+
 class RpcClients:
     def __init__(self, amqp_uri, timeout):
         self.amqp_uri = amqp_uri
@@ -74,10 +81,8 @@ class RpcClients:
         cluster = getattr(self._local, "cluster", None)
         if cluster is None:
             # expiration: RabbitMQ drops a request still queued when the caller has stopped waiting.
-            cluster = ClusterRpcClient(uri=self.amqp_uri, timeout=self.timeout, context_data={},
+            cluster = GatewayRpcClient(uri=self.amqp_uri, timeout=self.timeout, context_data={},
                                        expiration=self.timeout)
-            # nameko made its own listener; the kept one has the same state and keeps its consumer.
-            cluster.reply_listener.__class__ = KeptReplyListener
             cluster.start()
             self._local.cluster = cluster
         return cluster.client
