@@ -40,6 +40,7 @@ BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "ops" / "loadtest" / "locustfile.py"
 OUT_DIR = ROOT / ".run" / "bench"
 ADMIN_EMAIL = "admin@shop.local"
+AT_REST_ORDER_PAUSE_SECONDS = 0.3  # between orders placed at rest: several times a settled saga's time
 HTTP_USERS = 32  # twice the gateway's 2 workers x 8 threads: every thread busy, a queue in front
 SHOPPERS = 64  # accounts made before the load, shared by the order and shopper phases
 
@@ -253,9 +254,10 @@ class Shop:
         response.raise_for_status()
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
-    def timed(self, count, method, path, **kwargs):
+    def timed(self, count, method, path, pause=0.0, **kwargs):
         samples = []
         for _ in range(count):
+            time.sleep(pause)
             started = time.perf_counter()
             response = self.http.request(method, self.base + path, timeout=30, **kwargs)
             samples.append(time.perf_counter() - started)
@@ -267,9 +269,15 @@ class Shop:
         return {"BENCH_PRODUCT_IDS": ",".join(self.product_ids), "BENCH_TOKENS_FILE": str(self.tokens_file)}
 
     def at_rest(self):
+        """Latency of one request at a time. An order is placed once the one before it has settled
+        (its saga takes 60-80 ms at rest; AT_REST_ORDER_PAUSE_SECONDS apart): placed back to back, the
+        orders' own sagas kept both cores busy, so that figure, kept beside it, is a loaded shop's."""
         order = {"items": [{"product_id": self.product_ids[0], "quantity": 1}], "payment_method": "pm_card_visa"}
         self.timed(20, "POST", "/orders", headers=self.auth, json=order)  # warm: pools, caches, consumers
-        return {"POST /orders p50_ms": self.timed(200, "POST", "/orders", headers=self.auth, json=order),
+        time.sleep(3)  # the warm-up orders settle
+        spaced = self.timed(100, "POST", "/orders", pause=AT_REST_ORDER_PAUSE_SECONDS, headers=self.auth, json=order)
+        return {"POST /orders p50_ms": spaced,
+                "POST /orders back to back p50_ms": self.timed(200, "POST", "/orders", headers=self.auth, json=order),
                 "GET /users/me p50_ms": self.timed(200, "GET", "/users/me", headers=self.auth),
                 "GET /products/<id> (cached) p50_ms": self.timed(200, "GET", f"/products/{self.product_ids[0]}")}
 
@@ -396,12 +404,14 @@ def report(result):
     row(f"P2 orders/s to final at {fixed['offered_per_second']}/s offered", fixed["final_per_second"],
         fixed["offered_per_second"])
     rest = shop["at_rest"]
-    row("P3 POST /orders p50 ms at rest", rest["POST /orders p50_ms"], None, "<= 20")
+    row("P3 POST /orders p50 ms at rest (one order settled before the next)", rest["POST /orders p50_ms"], None,
+        "<= 20")
     row("P3 Nameko RPC round trip p50 ms (limit: raw kombu)", round(shop["rpc_round_trip_ms"], 3),
         round(limits["kombu_round_trip_ms"], 3), "<= 3")
     row("P4 memory of the shop at rest, MB (PSS, 1 instance each)", shop["memory_mb_shop"], None, "<= 1024")
     lines.append("")
     lines.append(f"  pgbench -N (8 clients): {limits['pgbench_tps']:.0f} tps; "
+                 f"POST /orders back to back p50 {rest.get('POST /orders back to back p50_ms')} ms; "
                  f"GET /users/me p50 at rest {rest['GET /users/me p50_ms']} ms; "
                  f"cached product p50 at rest {rest['GET /products/<id> (cached) p50_ms']} ms")
     for name in ("browse", "product", "uncached", "accounts", "shopper"):
