@@ -83,14 +83,16 @@ class OrderStore:
                 {"total": format_amount(total, currency), "currency": currency})
         try:
             with self.transactions.begin() as session:
-                session.execute(orders.insert().values(
+                # RETURNING: the view is built from what was written, without reading it back.
+                row = session.execute(orders.insert().values(
                     id=order_id, user_id=user_id, status=OrderStatus.PENDING, stock_status="PENDING",
                     payment_status="PENDING", total_cents=total, currency=currency,
                     payment_method=payment_method, shipping_address=address, idempotency_key=idempotency_key,
                     request_fingerprint=fingerprint if idempotency_key else None,
                     message=message_for(OrderStatus.PENDING),
-                ))
-                session.execute(order_items.insert(), [dict(order_id=order_id, **line) for line in priced_lines])
+                ).returning(*orders.c)).one()
+                items = session.execute(order_items.insert().returning(*order_items.c),
+                                        [dict(order_id=order_id, **line) for line in priced_lines]).all()
                 created = events.order_created(
                     order_id, user_id,
                     [{"product_id": line["product_id"], "quantity": line["quantity"],
@@ -102,8 +104,7 @@ class OrderStore:
                     status_after=OrderStatus.PENDING, detail={"total_cents": total},
                 ))
                 outbox_log.add(session, outbox, created)
-                row = session.execute(select(orders).where(orders.c.id == order_id)).one()
-                view = self._view(session, row)
+                view = order_view(row, sorted(items, key=lambda item: item.product_id))  # as _view orders them
                 check_deadline(deadline)  # raises before the commit: nothing is written
                 return view, row.version, True
         except IntegrityError:

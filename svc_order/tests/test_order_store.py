@@ -58,6 +58,14 @@ def test_order_and_its_event_are_written_together(store):
                                                "unit_price": {"amount_minor": 250, "currency": "USD"}}
 
 
+def test_the_placed_order_s_view_is_the_one_read_back(store):
+    """place() builds its answer from what it wrote (RETURNING), not from reading it back: the same
+    view as get(), items in product order whatever order they came in."""
+    order, version, _ = place(store, lines=list(reversed(LINES)))
+    assert [item["product_id"] for item in order["items"]] == ["p1", "p2"]
+    assert (order, version) == store.get(order["id"])
+
+
 def test_same_idempotency_key_gives_the_same_order(store):
     user_id = str(uuid.uuid4())
     first, _, created_first = place(store, user_id, "k1")
