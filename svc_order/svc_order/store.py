@@ -121,17 +121,24 @@ class OrderStore:
         """
         fact = FACTS[event["event_type"]]
         with self.transactions.begin() as session:
-            row = session.execute(select(orders).where(orders.c.id == event["order_id"]).with_for_update()).first()
-            if row is None:
+            # The order locked and its items in one query: each row is the order with one item's columns.
+            items = session.execute(
+                select(orders, order_items.c.product_id, order_items.c.name, order_items.c.quantity,
+                       order_items.c.unit_price_cents)
+                .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == event["order_id"])
+                .order_by(order_items.c.product_id).with_for_update(of=orders)
+            ).all()
+            if not items:
                 raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
+            row = items[0]
             if not inbox_log.claim(session, inbox, event, CONSUMER):
-                return self._view(session, row), row.version, None
+                return order_view(row, items), row.version, None
             if event["event_type"] == shop_events.PAYMENT_SUCCESS:
                 self._check_amount_paid(row, event["payload"])
             order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             fact(order)
             return self._record(session, row, order, event["event_id"], event["event_type"], event["payload"],
-                                payment_action=self._payment_action(row, order, event))
+                                payment_action=self._payment_action(row, order, event), items=items)
 
     def cancel_overdue(self, deadline_seconds, limit=100):
         """Cancel orders still PENDING this long after they were placed (their compensations follow).
@@ -201,8 +208,9 @@ class OrderStore:
             return {key: event["payload"][key] for key in ("client_secret", "next_action", "expires_at")}
         return row.payment_action
 
-    def _record(self, session, row, order, event_id, event_type, detail, payment_action=None):
-        """Store the order's new state with its history; a final status goes out as OrderCompleted."""
+    def _record(self, session, row, order, event_id, event_type, detail, payment_action=None, items=None):
+        """Store the order's new state with its history; a final status goes out as OrderCompleted.
+        ``items``: the order's items when the caller has them (else they are read for the view)."""
         reached = order.status if order.status != row.status else None
         if event_type == shop_events.PAYMENT_ACTION_REQUIRED:
             detail = {"expires_at": detail["expires_at"]}  # the client secret stays out of the history
@@ -223,7 +231,8 @@ class OrderStore:
             ).on_conflict_do_nothing())
             outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status,
                                                                   order.cancel_reason))
-        return self._view(session, row), row.version, reached
+        view = order_view(row, items) if items is not None else self._view(session, row)
+        return view, row.version, reached
 
     def get(self, order_id, user_id=None):
         with self.transactions.begin() as session:

@@ -58,12 +58,17 @@ def test_order_and_its_event_are_written_together(store):
                                                "unit_price": {"amount_minor": 250, "currency": "USD"}}
 
 
-def test_the_placed_order_s_view_is_the_one_read_back(store):
-    """place() builds its answer from what it wrote (RETURNING), not from reading it back: the same
-    view as get(), items in product order whatever order they came in."""
+def test_the_views_placing_and_applying_answer_are_the_ones_read_back(store):
+    """place() builds its answer from what it wrote (RETURNING), apply() from the order and items it
+    locked in one query: the same view as get(), items in product order whatever order they came in,
+    for an event applied and for one delivered again."""
     order, version, _ = place(store, lines=list(reversed(LINES)))
     assert [item["product_id"] for item in order["items"]] == ["p1", "p2"]
     assert (order, version) == store.get(order["id"])
+    stock = event(events.STOCK_UPDATED, order["id"])
+    for _ in range(2):
+        applied, version, _ = store.apply(stock)
+        assert applied["items"] == order["items"] and (applied, version) == store.get(order["id"])
 
 
 def test_same_idempotency_key_gives_the_same_order(store):
