@@ -68,9 +68,11 @@ class RequestPublisher(Publisher):
 
     Nameko declares it (the queue, its exchange and their binding: three round trips to RabbitMQ)
     before every request, because kombu cannot remember the declaration of a queue that expires.
-    The reply listener declares that queue when it starts consuming and again on every
-    reconnection, and a queue with a consumer never expires, so the per-call declarations bought
-    nothing but latency and RabbitMQ CPU (docs/performance.md). Other entities are still declared.
+    A service's reply listener declares that queue when it starts consuming and again on every
+    reconnection, and a queue with a consumer never expires; a standalone client's listener, which
+    consumes only while it waits, declares it before a request when no consumer holds it
+    (``ReplyListener``). So the per-call declarations bought nothing but latency and RabbitMQ CPU
+    (docs/performance.md). Other entities are still declared.
     """
 
     def __init__(self, *args, declare=None, **kwargs):
