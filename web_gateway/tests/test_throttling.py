@@ -125,3 +125,29 @@ def test_an_accepted_order_stays_accepted_when_redis_fails_after_the_limit_check
     accepted = client.post("/orders", json=ORDER, headers=auth(user_id="u7"))
     assert accepted.status_code == 202, accepted.json
     assert "X-RateLimit-Remaining" not in accepted.headers
+
+
+def is_limit_check(hook):
+    from flask_limiter import Limiter
+
+    return getattr(hook, "__func__", None) is Limiter._check_request_limit
+
+
+def test_requests_without_a_limit_skip_flask_limiters_check_while_every_limit_decorates_a_view():
+    app = create_app(app_config())
+    assert not any(is_limit_check(hook) for hook in app.before_request_funcs[None])
+
+
+def test_an_application_wide_limit_keeps_the_check_before_every_request():
+    from flask import Flask
+    from flask_limiter import Limiter
+
+    from web_gateway.throttling import check_limits_in_their_views_only
+
+    app = Flask(__name__)
+    app_wide = Limiter(key_func=lambda: "client", application_limits=["2/minute"], storage_uri="memory://")
+    app_wide.init_app(app)
+    app.get("/page")(lambda: "page")
+    check_limits_in_their_views_only(app, app_wide)
+    assert any(is_limit_check(hook) for hook in app.before_request_funcs[None])
+    assert [app.test_client().get("/page").status_code for _ in range(3)] == [200, 200, 429]
