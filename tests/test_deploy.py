@@ -102,7 +102,7 @@ def test_each_consistency_check_fails_on_its_drift(rendered, compose_file):
         "deploy/k8s/overlays/production/kafka-users.yaml is not what ops/kafka_access.py makes",
         "[production] svc_payment"]
     assert deploy_check.image_problems(production) == [
-        "svc_order: image registry.example.com/shop/svc_order:1.3.2-rc is not version 1.3.2"]
+        "svc_order: image registry.example.com/shop/svc_order:1.3.3-rc is not version 1.3.3"]
 
 
 def _resolved_env(resources, container, secrets):
