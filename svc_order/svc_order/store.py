@@ -137,8 +137,8 @@ class OrderStore:
                 self._check_amount_paid(row, event["payload"])
             order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             fact(order)
-            return self._record(session, row, order, event["event_id"], event["event_type"], event["payload"],
-                                payment_action=self._payment_action(row, order, event), items=items)
+            return self._record(session, row, items, order, event["event_id"], event["event_type"], event["payload"],
+                                payment_action=self._payment_action(row, order, event))
 
     def cancel_overdue(self, deadline_seconds, limit=100):
         """Cancel orders still PENDING this long after they were placed (their compensations follow).
@@ -156,8 +156,8 @@ class OrderStore:
             for row in rows:
                 order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
                 order.cancel(CancelReason.DEADLINE)
-                view, version, _ = self._record(session, row, order, None, "OrderDeadlinePassed",
-                                                {"deadline_seconds": deadline_seconds})
+                view, version, _ = self._record(session, row, self._items(session, row.id), order, None,
+                                                "OrderDeadlinePassed", {"deadline_seconds": deadline_seconds})
                 cancelled.append((view, version))
         return cancelled
 
@@ -171,8 +171,8 @@ class OrderStore:
                 raise OrderNotFound("order not found", {"order_id": order_id})
             order = Order(row.status, row.stock_status, row.payment_status, row.cancel_reason)
             order.cancel(reason)
-            view, version, _ = self._record(session, row, order, None, "OrderCancelledByOperator",
-                                            {"reason": operator_note, "by": operator})
+            view, version, _ = self._record(session, row, self._items(session, row.id), order, None,
+                                            "OrderCancelledByOperator", {"reason": operator_note, "by": operator})
             return view, version
 
     def find(self, user_ids=None, status=None, older_than_seconds=None, limit=50):
@@ -208,9 +208,9 @@ class OrderStore:
             return {key: event["payload"][key] for key in ("client_secret", "next_action", "expires_at")}
         return row.payment_action
 
-    def _record(self, session, row, order, event_id, event_type, detail, payment_action=None, items=None):
+    def _record(self, session, row, items, order, event_id, event_type, detail, payment_action=None):
         """Store the order's new state with its history; a final status goes out as OrderCompleted.
-        ``items``: the order's items when the caller has them (else they are read for the view)."""
+        ``items``: the order's items in product order, for the view it returns."""
         reached = order.status if order.status != row.status else None
         if event_type == shop_events.PAYMENT_ACTION_REQUIRED:
             detail = {"expires_at": detail["expires_at"]}  # the client secret stays out of the history
@@ -231,8 +231,7 @@ class OrderStore:
             ).on_conflict_do_nothing())
             outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status,
                                                                   order.cancel_reason))
-        view = order_view(row, items) if items is not None else self._view(session, row)
-        return view, row.version, reached
+        return order_view(row, items), row.version, reached
 
     def get(self, order_id, user_id=None):
         with self.transactions.begin() as session:
@@ -334,11 +333,14 @@ class OrderStore:
 
 
     @staticmethod
-    def _view(session, row):
-        items = session.execute(
-            select(order_items).where(order_items.c.order_id == row.id).order_by(order_items.c.product_id)
+    def _items(session, order_id):
+        return session.execute(
+            select(order_items).where(order_items.c.order_id == order_id).order_by(order_items.c.product_id)
         ).all()
-        return order_view(row, items)
+
+    @classmethod
+    def _view(cls, session, row):
+        return order_view(row, cls._items(session, row.id))
 
 
 class Orders(StoreProvider):
