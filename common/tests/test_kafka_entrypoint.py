@@ -7,6 +7,7 @@ import eventlet.event
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from nameko import config
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
@@ -42,11 +43,17 @@ def topic(broker):
 
 def new_topic(broker, partitions=1, name=None):
     """A topic of its own for one test (``name`` again: the same one, if the broker lacks it): its name."""
+    again = name is not None
     name = name or f"test.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
         if name not in admin.list_topics():
             admin.create_topics([NewTopic(name, partitions, 1)])
+    except TopicAlreadyExistsError:
+        # Asked for again after a broker lost it: a running member's metadata request may have
+        # re-created it between our look and our create (Tansu creates topics on first ask).
+        if not again:
+            raise
     finally:
         admin.close()
     return owned(name)
