@@ -13,6 +13,10 @@ documents it, so the shop's code paths for them run against a real server:
 - ``GET /v1/payment_intents/search`` for ``metadata['key']:'value'``;
 - ``created[gte]`` on the lists of PaymentIntents and Refunds (newest first,
   ``limit`` and ``starting_after`` as Stripe pages them);
+- lists that read only the objects of their type: localstripe scans its
+  whole store for them, and every Charge it returns lists its refunds that
+  way, so each payment cost more than the one before (a third of its CPU
+  per order after a few hundred orders; docs/performance.md);
 - refunds that fail after creation (``pending``, then ``failed`` with a
   ``refund.failed`` webhook), switched on per PaymentIntent by
   ``POST /_config/refund_failures`` with ``payment_intent`` and ``count``:
@@ -20,6 +24,7 @@ documents it, so the shop's code paths for them run against a real server:
 """
 import argparse
 import asyncio
+import collections
 import logging
 import re
 
@@ -32,6 +37,7 @@ SEARCH_QUERY = re.compile(r"^metadata\['(\w+)'\]:'([^']*)'$")
 LISTS_BY_CREATED = {"/v1/payment_intents": "payment_intent:", "/v1/refunds": "refund:"}
 
 _refund_failures = {}  # payment intent id -> refunds still to fail
+_objects_by_type = collections.defaultdict(dict)  # "refund" -> {store key: object}, in the store's order
 
 
 def _test_payment_methods():
@@ -56,6 +62,40 @@ def _asynchronous_debits():
         initialize(self, on_success, on_failure_now, on_failure_later)
 
     resources.Charge._initialize_charge = initialize_charge
+
+
+def _lists_by_type():
+    """Keep the store's objects indexed by type, and list a type from its index."""
+    set_item, del_item, clear = resources.Store.__setitem__, resources.Store.__delitem__, resources.Store.clear
+
+    def set_object(store, key, value):
+        set_item(store, key, value)
+        _objects_by_type[key.split(":", 1)[0]][key] = value
+
+    def delete_object(store, key):
+        del_item(store, key)
+        _objects_by_type[key.split(":", 1)[0]].pop(key, None)
+
+    def clear_objects(store):
+        clear(store)
+        _objects_by_type.clear()
+
+    def list_all(cls, url, limit=None, starting_after=None, **kwargs):
+        if kwargs:  # as localstripe's own
+            raise resources.UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        found = resources.List(url, limit=limit, starting_after=starting_after)
+        found._list = list(_objects_by_type[cls.object].values())
+        return found
+
+    resources.Store.__setitem__ = set_object
+    resources.Store.__delitem__ = delete_object
+    resources.Store.clear = clear_objects
+    resources.StripeObject._api_list_all = classmethod(list_all)
+
+
+def objects_of(prefix):
+    """The stored objects whose key starts with ``prefix`` ("payment_intent:")."""
+    return _objects_by_type[prefix.rstrip(":")].values()
 
 
 def _failing_refunds():
@@ -84,14 +124,13 @@ async def shop_extensions(request, handler):
         if match is None:
             raise resources.UserError(400, "Only metadata['key']:'value' queries are supported here")
         key, value = match.groups()
-        found = [obj._export() for name, obj in resources.store.items()
-                 if name.startswith("payment_intent:") and (obj.metadata or {}).get(key) == value]
+        found = [obj._export() for obj in objects_of("payment_intent:") if (obj.metadata or {}).get(key) == value]
         return web.json_response({"object": "search_result", "url": request.path, "has_more": False,
                                   "next_page": None, "data": found})
     if request.method == "GET" and request.path in LISTS_BY_CREATED and "created[gte]" in request.query:
         prefix = LISTS_BY_CREATED[request.path]
         since = int(request.query["created[gte]"])
-        found = [obj for name, obj in resources.store.items() if name.startswith(prefix) and obj.created >= since]
+        found = [obj for obj in objects_of(prefix) if obj.created >= since]
         found.sort(key=lambda obj: (obj.created, obj.id), reverse=True)
         if "starting_after" in request.query:
             ids = [obj.id for obj in found]
@@ -113,6 +152,7 @@ def main():
     parser.add_argument("--port", type=int, default=8420)
     args = parser.parse_args()
     resources.Store.dump_to_disk = lambda self: None
+    _lists_by_type()
     _test_payment_methods()
     _asynchronous_debits()
     _failing_refunds()

@@ -119,3 +119,27 @@ def test_a_failed_refund_is_reported_and_a_new_one_made_next_time(payments, loca
                       "failure_reason": "expired_or_canceled_card"}
     second = payments.refund(dict(charged, refund_attempts=1))  # the store forgot the failed one
     assert second["status"] == "succeeded" and second["refund_id"] != first["refund_id"]
+
+
+def test_a_charge_shows_its_own_refunds_only(payments, localstripe_url):
+    """ops/localstripe_server.py lists each type from its own index rather than the whole store:
+    a charge's refunds, totals and the refund list by intent still come out as Stripe shows them."""
+    refunded, kept = payment(), payment()
+    for each in (refunded, kept):
+        each["intent_id"] = payments.charge(each, record_intent=no_record)["intent_id"]
+    refund_id = payments.refund(refunded)["refund_id"]
+
+    def charge_of(each):
+        intent = requests.get(f"{localstripe_url}/v1/payment_intents/{each['intent_id']}",
+                              auth=("sk_test_unit", ""), timeout=5).json()
+        charge = intent["latest_charge"]
+        return charge if isinstance(charge, dict) else requests.get(
+            f"{localstripe_url}/v1/charges/{charge}", auth=("sk_test_unit", ""), timeout=5).json()
+
+    charge = charge_of(refunded)
+    assert (charge["refunded"], charge["amount_refunded"]) == (True, 2500)
+    assert [refund["id"] for refund in charge["refunds"]["data"]] == [refund_id]
+    untouched = charge_of(kept)
+    assert (untouched["refunded"], untouched["amount_refunded"], untouched["refunds"]["data"]) == (False, 0, [])
+    listed = payments.client.v1.refunds.list(params={"payment_intent": refunded["intent_id"]}).data
+    assert [refund.id for refund in listed] == [refund_id]
