@@ -123,6 +123,7 @@ class PaymentStatus:
     VOIDED = "VOIDED"
 
     OPEN = (PROCESSING, REQUIRES_ACTION, SETTLING)  # no outcome yet
+    WATCHED = (REQUIRES_ACTION, SETTLING, REFUND_PENDING, REFUND_FAILED)  # counted for the dashboards and alerts
 
     ALLOWED = {
         PROCESSING: {REQUIRES_ACTION, SETTLING, SUCCEEDED, FAILED, VOIDED},
@@ -143,3 +144,7 @@ class PaymentStatus:
                 f"payment cannot go from {current} to {target}", {"from": current, "to": target}
             )
         return target
+
+
+# The gauges count only payments that wait for someone: a few rows, however many payments there are.
+Index("ix_payments_watched_status", payments.c.status, postgresql_where=payments.c.status.in_(PaymentStatus.WATCHED))

@@ -101,9 +101,8 @@ class PaymentService(ServiceBase):
     def record_payment_gauges(self):
         """Feeds the RefundsStuck and payments dashboards, and PaymentsUnreconciled from the latest
         reconciliation run, whichever instance ran it (zeros before the first)."""
-        counts = self.payments.counts()
-        for status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.SETTLING, PaymentStatus.REFUND_PENDING,
-                       PaymentStatus.REFUND_FAILED):
+        counts = self.payments.counts(PaymentStatus.WATCHED)
+        for status in PaymentStatus.WATCHED:
             PAYMENTS_BY_STATUS.labels(status).set(counts.get(status, 0))
         found = self.payments.last_reconciliation() or {}
         for kind in reconciliation.KINDS:

@@ -334,3 +334,19 @@ def test_one_reconciliation_per_interval_whichever_instance_asks_and_its_finding
     assert instances[0].last_reconciliation() == {"orphan_charge": 1, "amount_mismatch": 0}  # until it finishes
     instances[1].finish_reconciliation(later, {"orphan_charge": 0})
     assert instances[0].last_reconciliation() == {"orphan_charge": 0}
+
+
+def test_the_gauges_count_the_payments_waiting_for_someone_and_no_others(store):
+    before = store.counts(PaymentStatus.WATCHED)
+    waiting, paid = order_created(), order_created()
+    charge(store, waiting, NEEDS_3DS)
+    charge(store, paid, SUCCEEDED)
+    after = store.counts(PaymentStatus.WATCHED)
+    assert set(after) <= set(PaymentStatus.WATCHED)
+    assert after[PaymentStatus.REQUIRES_ACTION] == before.get(PaymentStatus.REQUIRES_ACTION, 0) + 1
+    with store.transactions.begin() as session:  # an index of those few serves the count (a test table is small
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # enough for a scan: ask for the index's plan)
+        plan = "\n".join(session.execute(text(
+            "EXPLAIN SELECT status, count(*) FROM payments WHERE status IN "
+            "('REQUIRES_ACTION', 'SETTLING', 'REFUND_PENDING', 'REFUND_FAILED') GROUP BY status")).scalars())
+    assert "ix_payments_watched_status" in plan, plan
