@@ -11,8 +11,11 @@ every call.
 """
 import logging
 
+import requests
+from requests.adapters import HTTPAdapter
 import stripe
 from nameko import config
+from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
 from shop_common import faults
@@ -205,6 +208,21 @@ def _intent_of(exc):
     return getattr(intent, "id", None) if intent else None
 
 
+def shared_session(connections):
+    """One HTTP session for every worker, keeping up to ``connections`` open to Stripe.
+
+    The SDK keeps a session per thread, and each Nameko worker is a green thread of its own: every
+    charge opened a new connection (a new TLS handshake with Stripe) and left it to the garbage
+    collector. A worker never holds a connection while another uses it (urllib3's pool hands each
+    request its own), and retries stay the SDK's (the adapter makes none).
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class PaymentProvider(DependencyProvider):
     def setup(self):
         settings = config.get("STRIPE") or {}
@@ -212,7 +230,9 @@ class PaymentProvider(DependencyProvider):
             settings.get("api_key", "sk_test_localstripe"),
             base_addresses={"api": settings.get("api_base", "https://api.stripe.com")},
             max_network_retries=2,
-            http_client=stripe.RequestsClient(timeout=float(settings.get("timeout_seconds", 10))),
+            http_client=stripe.RequestsClient(timeout=float(settings.get("timeout_seconds", 10)),
+                                              session=shared_session(config.get(MAX_WORKERS_CONFIG_KEY,
+                                                                                DEFAULT_MAX_WORKERS))),
         )
         self.return_url = settings.get("return_url") or None
 

@@ -2,11 +2,14 @@
 import time
 import uuid
 
+import eventlet
 import pytest
 import requests
 import stripe
+from nameko import config
+from urllib3.connectionpool import HTTPConnectionPool
 
-from svc_payment.stripe_client import StripePayments
+from svc_payment.stripe_client import PaymentProvider, StripePayments
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +146,18 @@ def test_a_charge_shows_its_own_refunds_only(payments, localstripe_url):
     assert (untouched["refunded"], untouched["amount_refunded"], untouched["refunds"]["data"]) == (False, 0, [])
     listed = payments.client.v1.refunds.list(params={"payment_intent": refunded["intent_id"]}).data
     assert [refund.id for refund in listed] == [refund_id]
+
+
+def test_workers_share_their_connections_to_stripe(localstripe_url, monkeypatch):
+    """Each Nameko worker is a green thread of its own, and the SDK keeps a session per thread: every
+    charge opened a connection (a TLS handshake with Stripe) and left it to the garbage collector."""
+    opened = []
+    new_connection = HTTPConnectionPool._new_conn
+    monkeypatch.setattr(HTTPConnectionPool, "_new_conn", lambda pool: opened.append(pool.port) or new_connection(pool))
+    with config.patch({"STRIPE": {"api_key": "sk_test_unit", "api_base": localstripe_url}, "max_workers": 4}):
+        provider = PaymentProvider()
+        provider.setup()
+    for _ in range(8):  # one worker after another, each on a green thread of its own
+        charged = eventlet.spawn(provider.get_dependency(None).charge, payment(), no_record).wait()
+        assert charged["status"] == "succeeded"
+    assert len(opened) == 1
