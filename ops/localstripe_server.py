@@ -15,8 +15,8 @@ documents it, so the shop's code paths for them run against a real server:
   ``limit`` and ``starting_after`` as Stripe pages them);
 - lists that read only the objects of their type: localstripe scans its
   whole store for them, and every Charge it returns lists its refunds that
-  way, so each payment cost more than the one before (a third of its CPU
-  per order after a few hundred orders; docs/performance.md);
+  way, so each payment cost more than the one before (over half of its
+  CPU after a few hundred payments; docs/performance.md, item 15);
 - refunds that fail after creation (``pending``, then ``failed`` with a
   ``refund.failed`` webhook), switched on per PaymentIntent by
   ``POST /_config/refund_failures`` with ``payment_intent`` and ``count``:

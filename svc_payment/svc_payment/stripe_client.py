@@ -12,11 +12,11 @@ every call.
 import logging
 
 import requests
-from requests.adapters import HTTPAdapter
 import stripe
 from nameko import config
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko.extensions import DependencyProvider
+from requests.adapters import HTTPAdapter
 
 from shop_common import faults
 from shop_common.errors import PaymentProviderUnavailable
@@ -231,8 +231,8 @@ class PaymentProvider(DependencyProvider):
             base_addresses={"api": settings.get("api_base", "https://api.stripe.com")},
             max_network_retries=2,
             http_client=stripe.RequestsClient(timeout=float(settings.get("timeout_seconds", 10)),
-                                              session=shared_session(config.get(MAX_WORKERS_CONFIG_KEY,
-                                                                                DEFAULT_MAX_WORKERS))),
+                                              session=shared_session(int(config.get(MAX_WORKERS_CONFIG_KEY,
+                                                                                    DEFAULT_MAX_WORKERS)))),
         )
         self.return_url = settings.get("return_url") or None
 
