@@ -34,7 +34,7 @@ from localstripe.webhooks import schedule_webhook
 
 AUTHENTICATION_REQUIRED_CARD = "4000002500003155"
 SEARCH_QUERY = re.compile(r"^metadata\['(\w+)'\]:'([^']*)'$")
-LISTS_BY_CREATED = {"/v1/payment_intents": "payment_intent:", "/v1/refunds": "refund:"}
+LISTS_BY_CREATED = {"/v1/payment_intents": "payment_intent", "/v1/refunds": "refund"}  # path -> object type
 
 _refund_failures = {}  # payment intent id -> refunds still to fail
 _objects_by_type = collections.defaultdict(dict)  # "refund" -> {store key: object}, in the store's order
@@ -70,11 +70,11 @@ def _lists_by_type():
 
     def set_object(store, key, value):
         set_item(store, key, value)
-        _objects_by_type[key.split(":", 1)[0]][key] = value
+        _objects_by_type[_type_of(key)][key] = value
 
     def delete_object(store, key):
         del_item(store, key)
-        _objects_by_type[key.split(":", 1)[0]].pop(key, None)
+        _objects_by_type[_type_of(key)].pop(key, None)
 
     def clear_objects(store):
         clear(store)
@@ -84,7 +84,7 @@ def _lists_by_type():
         if kwargs:  # as localstripe's own
             raise resources.UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
         found = resources.List(url, limit=limit, starting_after=starting_after)
-        found._list = list(_objects_by_type[cls.object].values())
+        found._list = list(objects_of(cls.object))
         return found
 
     resources.Store.__setitem__ = set_object
@@ -93,9 +93,13 @@ def _lists_by_type():
     resources.StripeObject._api_list_all = classmethod(list_all)
 
 
-def objects_of(prefix):
-    """The stored objects whose key starts with ``prefix`` ("payment_intent:")."""
-    return _objects_by_type[prefix.rstrip(":")].values()
+def _type_of(key):
+    return key.split(":", 1)[0]  # localstripe stores "<object type>:<id>"
+
+
+def objects_of(object_type):
+    """The stored objects of one type ("payment_intent"), in the store's order."""
+    return _objects_by_type[object_type].values()
 
 
 def _failing_refunds():
@@ -124,13 +128,12 @@ async def shop_extensions(request, handler):
         if match is None:
             raise resources.UserError(400, "Only metadata['key']:'value' queries are supported here")
         key, value = match.groups()
-        found = [obj._export() for obj in objects_of("payment_intent:") if (obj.metadata or {}).get(key) == value]
+        found = [obj._export() for obj in objects_of("payment_intent") if (obj.metadata or {}).get(key) == value]
         return web.json_response({"object": "search_result", "url": request.path, "has_more": False,
                                   "next_page": None, "data": found})
     if request.method == "GET" and request.path in LISTS_BY_CREATED and "created[gte]" in request.query:
-        prefix = LISTS_BY_CREATED[request.path]
         since = int(request.query["created[gte]"])
-        found = [obj for obj in objects_of(prefix) if obj.created >= since]
+        found = [obj for obj in objects_of(LISTS_BY_CREATED[request.path]) if obj.created >= since]
         found.sort(key=lambda obj: (obj.created, obj.id), reverse=True)
         if "starting_after" in request.query:
             ids = [obj.id for obj in found]
