@@ -92,3 +92,47 @@ def test_a_connection_closed_while_briefly_idle_fails_one_transaction_as_unavail
         with pytest.raises(DatabaseUnavailable), transactions.begin() as session:
             session.execute(text("SELECT 1"))
         assert _backend_pid(transactions) != closed
+
+
+def _in_its_own_transaction(connection):
+    # A statement sent after a BEGIN of its own starts later than its transaction; one that is its
+    # own transaction starts with it.
+    return not connection.execute(text("SELECT now() = statement_timestamp()")).scalar()
+
+
+def test_one_statement_needs_no_begin_and_leaves_the_pool_as_it_found_it():
+    from shop_common.storage.db import Transactions
+
+    transactions = Transactions(make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1))
+    try:
+        with transactions.one_statement() as statement:
+            assert statement.execute(text("SELECT now() = statement_timestamp()")).scalar()
+        # The same (only) connection again: a transaction with BEGIN, as before.
+        with transactions.begin() as session:
+            assert _in_its_own_transaction(session)
+        with transactions.one_statement() as statement:
+            statement.execute(text("SELECT 1"))
+            with pytest.raises(RuntimeError, match="begin"):
+                statement.execute(text("SELECT 2"))
+    finally:
+        transactions.engine.dispose()
+
+
+def test_one_statement_writes_without_commit_and_reports_an_unreachable_database():
+    from shop_common.errors import DatabaseUnavailable
+    from shop_common.storage.db import Transactions
+
+    transactions = Transactions(make_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", pool_size=1))
+    try:
+        with transactions.begin() as session:
+            session.execute(text("CREATE TEMP TABLE IF NOT EXISTS one_statement_probe (n int)"))
+        with transactions.one_statement() as statement:
+            statement.execute(text("INSERT INTO one_statement_probe VALUES (1)"))
+        with transactions.begin() as session:  # rolled back, yet the insert stays: it committed on its own
+            assert session.execute(text("SELECT count(*) FROM one_statement_probe")).scalar() == 1
+            session.rollback()
+    finally:
+        transactions.engine.dispose()
+    refused = Transactions(make_engine("postgresql+psycopg2://postgres@127.0.0.1:1/postgres"))
+    with pytest.raises(DatabaseUnavailable), refused.one_statement() as statement:
+        statement.execute(text("SELECT 1"))

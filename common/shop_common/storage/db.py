@@ -94,6 +94,40 @@ class Transactions:
             session.close()
 
 
+    @contextmanager
+    def one_statement(self):
+        """A connection for one statement, which PostgreSQL runs atomically on its own.
+
+        ``begin()`` costs two round trips besides its statements (psycopg2 sends a BEGIN
+        before the first, then the COMMIT); a lone read or write needs neither. A second
+        statement is refused: it would not share the first one's transaction. Failures
+        are reported as ``begin()`` reports them.
+        """
+        try:
+            with self.engine.connect() as connection:
+                dbapi_connection = connection.connection.dbapi_connection
+                dbapi_connection.autocommit = True  # psycopg2 keeps this on the client: no statement is sent
+                try:
+                    yield _OneStatement(connection)
+                finally:
+                    if not dbapi_connection.closed:
+                        dbapi_connection.autocommit = False  # back to the pool as every other connection is
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailable("the database is unavailable", {"cause": type(exc).__name__}) from exc
+
+
+class _OneStatement:
+    def __init__(self, connection):
+        self._connection = connection
+        self._used = False
+
+    def execute(self, statement, parameters=None):
+        if self._used:
+            raise RuntimeError("one_statement() runs a single statement: use begin() for more")
+        self._used = True
+        return self._connection.execute(statement, parameters)
+
+
 class StoreProvider(DependencyProvider):
     """Gives each worker the service's store over one shared engine.
 
