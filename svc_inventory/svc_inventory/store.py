@@ -101,8 +101,8 @@ class StockStore:
         return restored
 
     def get_reservation(self, order_id):
-        with self.transactions.begin() as session:
-            row = session.execute(
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(
                 select(stock_reservations).where(stock_reservations.c.order_id == order_id)
             ).first()
         if row is None:

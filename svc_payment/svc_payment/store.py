@@ -173,8 +173,8 @@ class PaymentStore:
         return None
 
     def record_intent(self, order_id, intent_id):
-        with self.transactions.begin() as session:
-            session.execute(
+        with self.transactions.one_statement() as statement:
+            statement.execute(
                 update(payments).where(payments.c.order_id == order_id)
                 .values(intent_id=intent_id, updated_at=func.now())
             )
@@ -288,8 +288,8 @@ class PaymentStore:
 
     def payment_in(self, order_id, statuses):
         """The payment if its status is one of ``statuses`` (read under ``exclusive``), else None."""
-        with self.transactions.begin() as session:
-            row = session.execute(select(payments).where(payments.c.order_id == order_id)).first()
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(select(payments).where(payments.c.order_id == order_id)).first()
         return payment_view(row) if row is not None and row.status in statuses else None
 
     def action_expired(self, payment):
@@ -364,17 +364,17 @@ class PaymentStore:
 
     # -- webhooks, disputes, operators -----------------------------------------
     def order_of_intent(self, intent_id):
-        with self.transactions.begin() as session:
-            return session.execute(select(payments.c.order_id).where(payments.c.intent_id == intent_id)).scalar()
+        with self.transactions.one_statement() as statement:
+            return statement.execute(select(payments.c.order_id).where(payments.c.intent_id == intent_id)).scalar()
 
     def stripe_event_seen(self, event_id):
-        with self.transactions.begin() as session:
-            return session.execute(select(stripe_events.c.event_id)
+        with self.transactions.one_statement() as statement:
+            return statement.execute(select(stripe_events.c.event_id)
                                    .where(stripe_events.c.event_id == event_id)).first() is not None
 
     def record_stripe_event(self, event_id, event_type, order_id):
-        with self.transactions.begin() as session:
-            session.execute(insert(stripe_events).values(event_id=event_id, event_type=event_type,
+        with self.transactions.one_statement() as statement:
+            statement.execute(insert(stripe_events).values(event_id=event_id, event_type=event_type,
                                                          order_id=order_id).on_conflict_do_nothing())
 
     def record_dispute(self, dispute, order_id):
@@ -439,22 +439,22 @@ class PaymentStore:
 
     def last_reconciliation(self):
         """The findings by kind of the latest finished run, or None before the first."""
-        with self.transactions.begin() as session:
-            return session.execute(
+        with self.transactions.one_statement() as statement:
+            return statement.execute(
                 select(reconciliation_runs.c.summary).where(reconciliation_runs.c.finished_at.is_not(None))
                 .order_by(reconciliation_runs.c.finished_at.desc()).limit(1)
             ).scalar()
 
     def counts(self, statuses):
         """How many payments are in each of ``statuses`` (one absent: none), for the gauges."""
-        with self.transactions.begin() as session:
-            rows = session.execute(select(payments.c.status, func.count()).where(payments.c.status.in_(statuses))
+        with self.transactions.one_statement() as statement:
+            rows = statement.execute(select(payments.c.status, func.count()).where(payments.c.status.in_(statuses))
                                    .group_by(payments.c.status)).all()
         return {status: count for status, count in rows}
 
     def get_payment(self, order_id):
-        with self.transactions.begin() as session:
-            row = session.execute(select(payments).where(payments.c.order_id == order_id)).first()
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(select(payments).where(payments.c.order_id == order_id)).first()
         if row is None:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})
         return payment_view(row)

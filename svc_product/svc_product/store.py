@@ -30,8 +30,8 @@ class CatalogStore:
         return {"items": [product_view(row) for row in rows], "page": page, "page_size": page_size, "total": total}
 
     def get_product(self, product_id):
-        with self.transactions.begin() as session:
-            row = session.execute(select(products).where(products.c.id == product_id)).first()
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(select(products).where(products.c.id == product_id)).first()
         if row is None:
             raise ProductNotFound("product not found", {"product_id": product_id})
         return product_view(row)
@@ -99,8 +99,8 @@ class CatalogStore:
     def check_availability(self, lines):
         """Products of the lines with price and stock; raises if any is unknown or short."""
         wanted = dict(lines)
-        with self.transactions.begin() as session:
-            rows = session.execute(select(products).where(products.c.id.in_(list(wanted)),
+        with self.transactions.one_statement() as statement:
+            rows = statement.execute(select(products).where(products.c.id.in_(list(wanted)),
                                                           products.c.active)).all()  # hidden: not orderable
         found = {row.id: row for row in rows}
         for product_id, quantity in lines:

@@ -32,13 +32,13 @@ class UserStore:
         return user_view(row)
 
     def authenticate(self, email, password):
-        with self.transactions.begin() as session:
-            row = session.execute(select(users).where(users.c.email == email)).first()
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(select(users).where(users.c.email == email)).first()
         if not self.passwords.verify(row.password_hash if row else None, password):
             raise InvalidCredentials("email or password is wrong")
         if self.passwords.needs_rehash(row.password_hash):
-            with self.transactions.begin() as session:
-                session.execute(update(users).where(users.c.id == row.id)
+            with self.transactions.one_statement() as statement:
+                statement.execute(update(users).where(users.c.id == row.id)
                                 .values(password_hash=self.passwords.hash(password)))
         return user_view(row)
 
@@ -57,15 +57,15 @@ class UserStore:
         return user_view(row)
 
     def get(self, user_id):
-        with self.transactions.begin() as session:
-            row = session.execute(select(users).where(users.c.id == user_id)).first()
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(select(users).where(users.c.id == user_id)).first()
         if row is None:
             raise UserNotFound("user not found", {"user_id": user_id})
         return user_view(row)
 
     def get_by_email(self, email):
-        with self.transactions.begin() as session:
-            row = session.execute(select(users).where(users.c.email == email)).first()
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(select(users).where(users.c.email == email)).first()
         if row is None:
             raise UserNotFound("user not found", {"email": email})
         return user_view(row)
