@@ -54,6 +54,10 @@ class PaymentService(ServiceBase):
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_COMPLETED)
     def on_order_completed(self, event):
+        if event["payload"]["status"] == "PAID":
+            # Recorded only: a paid order leaves Stripe nothing to do, so it needs no lock on the exchange.
+            self.payments.release_for_order(event)
+            return
         with self.payments.exclusive(event["order_id"]):
             self._follow(self.payments.release_for_order(event))
 
@@ -75,8 +79,10 @@ class PaymentService(ServiceBase):
                 log.error("charge disputed (%s): see the runbook, PaymentDisputed", event["object"].get("reason"),
                           extra={"order_id": order_id})
         elif order_id is not None and event["type"].startswith("payment_intent."):
-            with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
-                self._refetch(order_id)
+            # A payment with its outcome never reopens: only an open one is worth the lock and a re-fetch.
+            if self.payments.payment_in(order_id, PaymentStatus.OPEN) is not None:
+                with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
+                    self._refetch(order_id)
         elif order_id is not None and event["type"] in schemas.REFUND_EVENTS:
             with self.payments.exclusive(order_id, wait_seconds=WEBHOOK_LOCK_WAIT_SECONDS):
                 self._refund(order_id)

@@ -255,7 +255,8 @@ class PaymentStore:
         return later
 
     def release_for_order(self, event):
-        """The order ended unpaid (OrderCompleted): void the payment, or return what Stripe must undo."""
+        """The order ended (OrderCompleted): recorded. Unpaid, the payment is voided or what Stripe must undo
+        is returned; paid, nothing is ever returned (so the caller needs no lock for it)."""
         order_id = event["order_id"]
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):

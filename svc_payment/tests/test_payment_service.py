@@ -2,6 +2,7 @@
 from nameko.testing.services import worker_factory
 
 from shop_common import testing
+from shop_common.messaging import events
 from svc_payment.service import PaymentService
 from svc_payment.store import FollowUp
 
@@ -49,6 +50,44 @@ def test_a_replayed_webhook_is_applied_once():
     assert service.apply_stripe_event(body)["applied"] is False
     service.provider.intent.assert_not_called()
     service.payments.record_stripe_event.assert_not_called()
+
+
+def test_a_webhook_for_a_settled_payment_takes_no_lock_and_asks_stripe_nothing():
+    service = worker_factory(PaymentService)
+    service.payments.stripe_event_seen.return_value = False
+    service.payments.payment_in.return_value = None  # not open: succeeded, failed, refunded...
+    body = {"id": "evt_1", "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_1", "object": "payment_intent", "metadata": {"order_id": "o1"}}}}
+    assert service.apply_stripe_event(body) == {"event_id": "evt_1", "applied": True, "order_id": "o1"}
+    service.payments.exclusive.assert_not_called()
+    service.provider.intent.assert_not_called()
+    service.payments.record_stripe_event.assert_called_once_with("evt_1", "payment_intent.succeeded", "o1")
+
+
+def test_a_webhook_for_an_open_payment_fetches_the_intent_under_the_lock():
+    service = worker_factory(PaymentService)
+    service.payments.stripe_event_seen.return_value = False
+    waiting = {"order_id": "o1", "intent_id": "pi_1", "status": "REQUIRES_ACTION"}
+    service.payments.payment_in.return_value = waiting
+    service.provider.intent.return_value = SUCCEEDED
+    service.payments.apply_intent.return_value = None
+    body = {"id": "evt_1", "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_1", "object": "payment_intent", "metadata": {"order_id": "o1"}}}}
+    service.apply_stripe_event(body)
+    service.payments.exclusive.assert_called_once_with("o1", wait_seconds=5.0)
+    service.payments.apply_intent.assert_called_once_with("o1", SUCCEEDED)
+
+
+def test_a_paid_order_is_recorded_without_a_lock_an_unpaid_one_under_it():
+    service = worker_factory(PaymentService)
+    service.payments.release_for_order.return_value = None
+    paid = testing.event(events.ORDER_COMPLETED, "o1", status="PAID")
+    service.on_order_completed(paid)
+    service.payments.release_for_order.assert_called_once_with(paid)
+    service.payments.exclusive.assert_not_called()
+    cancelled = testing.event(events.ORDER_COMPLETED, "o2", status="CANCELLED", reason="sold_out")
+    service.on_order_completed(cancelled)
+    service.payments.exclusive.assert_called_once_with("o2")
 
 
 def test_an_expired_authentication_is_cancelled_by_the_timer():
