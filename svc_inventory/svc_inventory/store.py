@@ -1,4 +1,6 @@
 """The stock store: deductions, restorations and adjustments by hand, each one transaction with its event."""
+from contextlib import nullcontext
+
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -46,7 +48,8 @@ class StockStore:
                 # Decided before: a VOIDED order (payment failed first) or a replay.
                 return []
             try:
-                with session.begin_nested():
+                # A sold-out line must undo the lines taken before it (a savepoint); a lone line took nothing.
+                with session.begin_nested() if len(lines) > 1 else nullcontext():
                     changed = [self._take(session, product_id, quantity) for product_id, quantity in lines]
             except _SoldOut as sold_out:
                 self._set_state(session, order_id, State.DEDUCTING, State.UNAVAILABLE, [])

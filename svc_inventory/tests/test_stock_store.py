@@ -77,6 +77,15 @@ def test_shortage_on_one_line_deducts_nothing(store):
     assert emitted(store, event["order_id"]) == ["StockUnavailable"]
 
 
+def test_a_lone_line_sold_out_deducts_nothing_and_is_unavailable(store):
+    scarce = new_product(store, 1)
+    event = order_created([(scarce, 2)])
+    assert deduct(store, event) == []
+    assert stock_of(store, scarce) == 1
+    assert store.get_reservation(event["order_id"])["state"] == ReservationState.UNAVAILABLE
+    assert emitted(store, event["order_id"]) == ["StockUnavailable"]
+
+
 def test_an_order_ended_unpaid_gets_its_stock_back(store):
     product = new_product(store, 4)
     event = order_created([(product, 3)])
