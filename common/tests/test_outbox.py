@@ -10,7 +10,7 @@ import eventlet
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from shop_common.messaging import event_signing, events, outbox
 from shop_common.messaging.outbox import OutboxPublisher
@@ -233,3 +233,40 @@ def wait_for(condition, timeout):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         eventlet.sleep(0.2)
+
+
+def test_the_outbox_wakes_its_relay_at_commit_when_a_row_needs_publishing(transactions_for, unit_databases, table):
+    """Its trigger notifies: new rows and rows marked again wake the relay, rows marked published do not,
+    and a rolled-back row never does (writers send no pg_notify of their own)."""
+    import select as selectors
+
+    import psycopg2
+
+    listener = psycopg2.connect(unit_databases["orders"].replace("postgresql+psycopg2", "postgresql"))
+    listener.autocommit = True
+    listener.cursor().execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+
+    def woken():
+        listener.notifies.clear()
+        selectors.select([listener], [], [], 1.0)
+        listener.poll()
+        return any(note.channel == outbox.NOTIFY_CHANNEL for note in listener.notifies)
+
+    transactions = transactions_for("orders")
+    try:
+        woken()  # whatever earlier tests left
+        order_id, event_ids = stage(transactions, table, 2)
+        assert woken()
+        with transactions.begin() as session:
+            session.execute(update(table).where(table.c.event_id.in_(event_ids)).values(published_at=func.now()))
+        assert not woken()
+        with transactions.begin() as session:
+            assert outbox.republish(session, table, order_id, [events.ORDER_CREATED]) == 2
+        assert woken()
+        with pytest.raises(RuntimeError), transactions.begin() as session:
+            outbox.add(session, table, events.new_event(events.ORDER_COMPLETED, {
+                "order_id": order_id, "user_id": "u1", "status": "PAID"}, order_id=order_id, producer="order_service"))
+            raise RuntimeError("rolled back")
+        assert not woken()
+    finally:
+        listener.close()

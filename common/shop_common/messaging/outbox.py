@@ -41,7 +41,7 @@ TRACER = tracer(__name__)
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "shop_outbox"
+NOTIFY_CHANNEL = "shop_outbox"  # notified by the outbox table's trigger (storage.migrations.create_outbox_wakeup)
 BATCH_SIZE = 200
 IDLE_POLL_SECONDS = 1.0
 BACKLOG_REFRESH_SECONDS = 5.0
@@ -87,7 +87,7 @@ def add(session, table, event, key=None):
             headers=carrier,
         )
     )
-    _wake_relay(session)
+    # The relay is woken at commit by the outbox's own trigger (migrations.create_outbox_wakeup).
 
 
 def republish(session, table, order_id, event_types):
@@ -104,14 +104,7 @@ def republish(session, table, order_id, event_types):
         .values(published_at=None)
         .returning(table.c.event_id)
     ).all()
-    if rows:
-        _wake_relay(session)
-    return len(rows)
-
-
-def _wake_relay(session):
-    # Delivered at commit, never for a rolled-back row: the relay publishes at once.
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return len(rows)  # the outbox's trigger wakes the relay at commit, as for new rows
 
 
 def prune(session, table, column, older_than_seconds, limit=PRUNE_BATCH):

@@ -74,3 +74,29 @@ def index_messaging_tables():
     op.create_index("ix_outbox_published_at", "outbox", ["published_at"],
                     postgresql_where=sa.text("published_at IS NOT NULL"))
     op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])
+
+
+def create_outbox_wakeup():
+    """Wake the outbox relays from inside PostgreSQL: a row that becomes unpublished (inserted, or marked for
+    publishing again) notifies ``shop_outbox`` at commit, so writers send no ``pg_notify`` statement of their
+    own (one round trip less per event; docs/performance.md). Frozen, like ``create_messaging_tables``.
+    """
+    from alembic import op
+
+    op.execute("""
+        CREATE FUNCTION outbox_wake_relay() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('shop_outbox', '');
+            RETURN NULL;
+        END
+        $$""")
+    op.execute("""
+        CREATE TRIGGER outbox_wakes_relay AFTER INSERT OR UPDATE OF published_at ON outbox
+        FOR EACH ROW WHEN (NEW.published_at IS NULL) EXECUTE FUNCTION outbox_wake_relay()""")
+
+
+def drop_outbox_wakeup():
+    from alembic import op
+
+    op.execute("DROP TRIGGER outbox_wakes_relay ON outbox")
+    op.execute("DROP FUNCTION outbox_wake_relay()")
