@@ -7,6 +7,7 @@ import random
 import string
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,9 @@ def test_each_consistency_check_fails_on_its_drift(rendered, compose_file):
     assert [problem.split(":")[0] for problem in deploy_check.kafka_access_problems(compose_file, production)] == [
         "deploy/k8s/overlays/production/kafka-users.yaml is not what ops/kafka_access.py makes",
         "[production] svc_payment"]
+    version = tomllib.loads((ROOT / "svc_order" / "pyproject.toml").read_text())["project"]["version"]
     assert deploy_check.image_problems(production) == [
-        "svc_order: image registry.example.com/shop/svc_order:1.3.3-rc is not version 1.3.3"]
+        f"svc_order: image registry.example.com/shop/svc_order:{version}-rc is not version {version}"]
 
 
 def _resolved_env(resources, container, secrets):
