@@ -128,9 +128,11 @@ def test_one_statement_writes_without_commit_and_reports_an_unreachable_database
             session.execute(text("CREATE TEMP TABLE IF NOT EXISTS one_statement_probe (n int)"))
         with transactions.one_statement() as statement:
             statement.execute(text("INSERT INTO one_statement_probe VALUES (1)"))
-        with transactions.begin() as session:  # rolled back, yet the insert stays: it committed on its own
+        with pytest.raises(RuntimeError), transactions.begin() as session:
             assert session.execute(text("SELECT count(*) FROM one_statement_probe")).scalar() == 1
-            session.rollback()
+            raise RuntimeError("rolled back, yet the insert stays: it committed on its own")
+        with transactions.begin() as session:
+            assert session.execute(text("SELECT count(*) FROM one_statement_probe")).scalar() == 1
     finally:
         transactions.engine.dispose()
     refused = Transactions(make_engine("postgresql+psycopg2://postgres@127.0.0.1:1/postgres"))
