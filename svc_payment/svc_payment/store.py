@@ -371,12 +371,12 @@ class PaymentStore:
     def stripe_event_seen(self, event_id):
         with self.transactions.one_statement() as statement:
             return statement.execute(select(stripe_events.c.event_id)
-                                   .where(stripe_events.c.event_id == event_id)).first() is not None
+                                     .where(stripe_events.c.event_id == event_id)).first() is not None
 
     def record_stripe_event(self, event_id, event_type, order_id):
         with self.transactions.one_statement() as statement:
             statement.execute(insert(stripe_events).values(event_id=event_id, event_type=event_type,
-                                                         order_id=order_id).on_conflict_do_nothing())
+                                                           order_id=order_id).on_conflict_do_nothing())
 
     def record_dispute(self, dispute, order_id):
         with self.transactions.begin() as session:
@@ -450,7 +450,7 @@ class PaymentStore:
         """How many payments are in each of ``statuses`` (one absent: none), for the gauges."""
         with self.transactions.one_statement() as statement:
             rows = statement.execute(select(payments.c.status, func.count()).where(payments.c.status.in_(statuses))
-                                   .group_by(payments.c.status)).all()
+                                     .group_by(payments.c.status)).all()
         return {status: count for status, count in rows}
 
     def get_payment(self, order_id):

@@ -101,7 +101,7 @@ class CatalogStore:
         wanted = dict(lines)
         with self.transactions.one_statement() as statement:
             rows = statement.execute(select(products).where(products.c.id.in_(list(wanted)),
-                                                          products.c.active)).all()  # hidden: not orderable
+                                                            products.c.active)).all()  # hidden: not orderable
         found = {row.id: row for row in rows}
         for product_id, quantity in lines:
             row = found.get(product_id)

@@ -39,7 +39,7 @@ class UserStore:
         if self.passwords.needs_rehash(row.password_hash):
             with self.transactions.one_statement() as statement:
                 statement.execute(update(users).where(users.c.id == row.id)
-                                .values(password_hash=self.passwords.hash(password)))
+                                  .values(password_hash=self.passwords.hash(password)))
         return user_view(row)
 
     def change_password(self, user_id, current_password, new_password):

@@ -80,11 +80,8 @@ class Transactions:
 
     @contextmanager
     def begin(self):
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except UNAVAILABLE as exc:
-            raise DatabaseUnavailable("the database is unavailable", {"cause": type(exc).__name__}) from exc
+        with _reported_unavailable(), self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def one_statement(self):
@@ -95,17 +92,23 @@ class Transactions:
         statement is refused: it would not share the first one's transaction. Failures
         are reported as ``begin()`` reports them.
         """
-        try:
-            with self.engine.connect() as connection:
-                dbapi_connection = connection.connection.dbapi_connection
-                dbapi_connection.autocommit = True  # psycopg2 keeps this on the client: no statement is sent
-                try:
-                    yield _OneStatement(connection)
-                finally:
-                    if not dbapi_connection.closed:
-                        dbapi_connection.autocommit = False  # back to the pool as every other connection is
-        except UNAVAILABLE as exc:
-            raise DatabaseUnavailable("the database is unavailable", {"cause": type(exc).__name__}) from exc
+        with _reported_unavailable(), self.engine.connect() as connection:
+            dbapi_connection = connection.connection.dbapi_connection
+            dbapi_connection.autocommit = True  # psycopg2 keeps this on the client: no statement is sent
+            try:
+                yield _OneStatement(connection)
+            finally:
+                if not dbapi_connection.closed:
+                    dbapi_connection.autocommit = False  # back to the pool as every other connection is
+
+
+@contextmanager
+def _reported_unavailable():
+    # Outermost, so a failed connect, statement or commit alike becomes DatabaseUnavailable.
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise DatabaseUnavailable("the database is unavailable", {"cause": type(exc).__name__}) from exc
 
 
 class _OneStatement:
