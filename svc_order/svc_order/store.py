@@ -2,8 +2,8 @@
 import uuid
 
 from nameko import config
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.errors import AmountOutOfRange, IdempotencyKeyReused, OrderNotFound, PaymentMismatch
@@ -33,6 +33,8 @@ FACTS = {
     shop_events.PAYMENT_VOIDED: Order.record_payment_voided,
     shop_events.PAYMENT_ACTION_REQUIRED: Order.record_payment_action_required,
 }
+# An item's columns in an order's view, beside the order's own.
+ITEM_COLUMNS = ("product_id", "name", "quantity", "unit_price_cents")
 # The event a stuck order needs again: an open order its start, a final one its outcome.
 REDRIVEN_EVENT = {True: shop_events.ORDER_COMPLETED, False: shop_events.ORDER_CREATED}
 MAX_REDRIVE_BACKOFF_STEPS = 4  # waits grow 1, 2, 4, 8, 16 times the redrive age, then stay
@@ -42,6 +44,37 @@ def _order_created_version():
     """Held at an older version while a rollout teaches consumers the latest (see README, events)."""
     version = config.get("ORDER_CREATED_VERSION")
     return int(version) if version not in (None, "") else None
+
+
+def _placing():
+    """Placing an order as one statement, which PostgreSQL runs atomically (no BEGIN and COMMIT round
+    trips): data-modifying CTEs insert the order, its items (from one array per column, an element per
+    line), its history entry and its OrderCreated event, and the order joined with its items comes back,
+    so the view is built from what was written. Built once from parameters, so SQLAlchemy neither
+    builds nor compiles it again per order (docs/performance.md, item 20). Parameters are prefixed:
+    a parameter named like a column would be taken for that column's value in every INSERT."""
+    new_order = (orders.insert().values({column: bindparam(f"placed_{column}") for column in PLACED_COLUMNS})
+                 .returning(*orders.c).cte("new_order"))
+    lines = func.unnest(*(bindparam(f"line_{column}", type_=ARRAY(order_items.c[column].type))
+                          for column in ITEM_COLUMNS)).table_valued(*ITEM_COLUMNS).render_derived(name="line")
+    each_line = select(new_order.c.id, *lines.c).select_from(new_order.join(lines, true()))  # one order, its lines
+    new_items = (order_items.insert().from_select(["order_id", *ITEM_COLUMNS], each_line)
+                 .returning(*order_items.c).cte("new_items"))
+    history = order_history.insert().values(
+        order_id=bindparam("placed_id"), event_id=bindparam("event_event_id"),
+        event_type=bindparam("event_event_type"), status_after=bindparam("placed_status"),
+        detail=bindparam("history_detail"),
+    ).cte("history")
+    event = outbox_log.staging(outbox, "event_").cte("event")
+    return (select(new_order, *(new_items.c[column] for column in ITEM_COLUMNS))
+            .select_from(new_order.join(new_items, new_items.c.order_id == new_order.c.id))
+            .order_by(new_items.c.product_id)
+            .add_cte(history, event))
+
+
+PLACED_COLUMNS = ("id", "user_id", "status", "stock_status", "payment_status", "total_cents", "currency",
+                  "payment_method", "shipping_address", "idempotency_key", "request_fingerprint", "message")
+PLACING = _placing()
 
 
 class OrderStore:
@@ -81,32 +114,29 @@ class OrderStore:
                 f"an order's total must be from {format_amount(smallest, currency)} to "
                 f"{format_amount(largest, currency)} {currency}",
                 {"total": format_amount(total, currency), "currency": currency})
+        created = events.order_created(
+            order_id, user_id,
+            [{"product_id": line["product_id"], "quantity": line["quantity"],
+              "unit_price_cents": line["unit_price_cents"]} for line in priced_lines],
+            total, currency, payment_method, version=_order_created_version(),
+        )
+        placed = dict(
+            id=order_id, user_id=user_id, status=OrderStatus.PENDING, stock_status="PENDING",
+            payment_status="PENDING", total_cents=total, currency=currency, payment_method=payment_method,
+            shipping_address=address, idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint if idempotency_key else None, message=message_for(OrderStatus.PENDING),
+        )
+        parameters = {
+            **{f"placed_{column}": value for column, value in placed.items()},
+            **{f"line_{column}": [line[column] for line in priced_lines] for column in ITEM_COLUMNS},
+            "history_detail": {"total_cents": total},
+            **{f"event_{column}": value for column, value in outbox_log.row_of(created).items()},
+        }
+        check_deadline(deadline)  # raises before the statement: nothing is written
         try:
-            with self.transactions.begin() as session:
-                # RETURNING: the view is built from what was written, without reading it back.
-                row = session.execute(orders.insert().values(
-                    id=order_id, user_id=user_id, status=OrderStatus.PENDING, stock_status="PENDING",
-                    payment_status="PENDING", total_cents=total, currency=currency,
-                    payment_method=payment_method, shipping_address=address, idempotency_key=idempotency_key,
-                    request_fingerprint=fingerprint if idempotency_key else None,
-                    message=message_for(OrderStatus.PENDING),
-                ).returning(*orders.c)).one()
-                items = session.execute(order_items.insert().returning(*order_items.c),
-                                        [dict(order_id=order_id, **line) for line in priced_lines]).all()
-                created = events.order_created(
-                    order_id, user_id,
-                    [{"product_id": line["product_id"], "quantity": line["quantity"],
-                      "unit_price_cents": line["unit_price_cents"]} for line in priced_lines],
-                    total, currency, payment_method, version=_order_created_version(),
-                )
-                session.execute(order_history.insert().values(
-                    order_id=order_id, event_id=created["event_id"], event_type=created["event_type"],
-                    status_after=OrderStatus.PENDING, detail={"total_cents": total},
-                ))
-                outbox_log.add(session, outbox, created)
-                view = order_view(row, sorted(items, key=lambda item: item.product_id))  # as _view orders them
-                check_deadline(deadline)  # raises before the commit: nothing is written
-                return view, row.version, True
+            with self.transactions.one_statement() as statement:
+                rows = statement.execute(PLACING, parameters).all()
+            return order_view(rows[0], rows), rows[0].version, True
         except IntegrityError:
             existing = idempotency_key and self.find_by_idempotency_key(user_id, idempotency_key, fingerprint)
             if not existing:
@@ -123,8 +153,7 @@ class OrderStore:
         with self.transactions.begin() as session:
             # The order locked and its items in one query: each row is the order with one item's columns.
             items = session.execute(
-                select(orders, order_items.c.product_id, order_items.c.name, order_items.c.quantity,
-                       order_items.c.unit_price_cents)
+                select(orders, *(order_items.c[name] for name in ITEM_COLUMNS))
                 .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == event["order_id"])
                 .order_by(order_items.c.product_id).with_for_update(of=orders)
             ).all()

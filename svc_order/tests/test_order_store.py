@@ -3,6 +3,8 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.engine.default import CACHE_HIT
 from sqlalchemy import select, text
 
 from shop_common import testing
@@ -56,6 +58,26 @@ def test_order_and_its_event_are_written_together(store):
     assert envelope["payload"]["total"] == {"amount_minor": 1500, "currency": "USD"}
     assert envelope["payload"]["items"][0] == {"product_id": "p1", "quantity": 2,
                                                "unit_price": {"amount_minor": 250, "currency": "USD"}}
+
+
+def test_placing_is_one_statement_that_writes_the_order_its_items_history_and_event(store):
+    """No BEGIN or COMMIT round trips: the whole placement is one statement, atomic on its own, and
+    SQLAlchemy compiles it once (a statement it cannot cache is built and compiled for every order)."""
+    sent = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(context.cache_hit)
+
+    place(store, lines=LINES[:1])  # compiled here, if it was not already
+    sqlalchemy_event.listen(store.transactions.engine, "before_cursor_execute", record)
+    try:
+        order, _, created = place(store)
+    finally:
+        sqlalchemy_event.remove(store.transactions.engine, "before_cursor_execute", record)
+    assert created and sent == [CACHE_HIT]
+    assert [item["product_id"] for item in order["items"]] == ["p1", "p2"]
+    assert [entry["event_type"] for entry in store.history(order["id"])] == ["OrderCreated"]
+    assert outbox_types(store, order["id"]) == ["OrderCreated"]
 
 
 def test_the_views_placing_and_applying_answer_are_the_ones_read_back(store):

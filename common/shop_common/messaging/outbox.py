@@ -25,7 +25,7 @@ from nameko import config
 from nameko.extensions import DependencyProvider
 from opentelemetry import trace
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, MetaData, String, Table, func, select as sql_select, text, update,
+    BigInteger, Column, DateTime, Index, MetaData, String, Table, bindparam, func, select as sql_select, text, update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -76,18 +76,29 @@ def outbox_table(metadata: MetaData):
 
 def add(session, table, event, key=None):
     """Stage ``event`` for publishing in the caller's transaction, keyed by its order (or ``key``)."""
-    carrier = current_carrier()  # the trace continues from here when the row is published
-    session.execute(
-        table.insert().values(
-            event_id=event["event_id"],
-            event_type=event["event_type"],
-            topic=events.TOPIC_OF[event["event_type"]],
-            message_key=key or event.get("order_id"),
-            envelope=event,
-            headers=carrier,
-        )
-    )
+    session.execute(table.insert(), row_of(event, key))
     # The relay is woken at commit by the outbox's own trigger (migrations.create_outbox_wakeup).
+
+
+def row_of(event, key=None):
+    """The outbox row that stages ``event``."""
+    return {
+        "event_id": event["event_id"],
+        "event_type": event["event_type"],
+        "topic": events.TOPIC_OF[event["event_type"]],
+        "message_key": key or event.get("order_id"),
+        "envelope": event,
+        "headers": current_carrier(),  # the trace continues from here when the row is published
+    }
+
+
+def staging(table, prefix):
+    """An INSERT of one outbox row whose values are parameters named ``prefix`` + column (fill them
+    from ``row_of``): for a statement built once that writes its event beside other rows."""
+    return table.insert().values({column: bindparam(prefix + column) for column in ROW_COLUMNS})
+
+
+ROW_COLUMNS = ("event_id", "event_type", "topic", "message_key", "envelope", "headers")
 
 
 def republish(session, table, order_id, event_types):
