@@ -4,6 +4,8 @@ A handler claims the event id in the same transaction as its effect; a second
 delivery finds the claim and does nothing. Rolled back effect, rolled back
 claim: the redelivery then applies it.
 """
+import functools
+
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, func
 from sqlalchemy.dialects.postgresql import insert
 
@@ -23,9 +25,12 @@ def inbox_table(metadata: MetaData):
 
 def claim(session, table, event, consumer):
     """True the first time ``consumer`` sees ``event``, False ever after."""
-    result = session.execute(
-        insert(table)
-        .values(event_id=event["event_id"], consumer=consumer, event_type=event["event_type"])
-        .on_conflict_do_nothing()
-    )
+    # The values as parameters, not in the statement: SQLAlchemy builds and compiles it once per table.
+    result = session.execute(_claiming(table), {
+        "event_id": event["event_id"], "consumer": consumer, "event_type": event["event_type"]})
     return result.rowcount == 1
+
+
+@functools.cache
+def _claiming(table):
+    return insert(table).on_conflict_do_nothing()
