@@ -61,7 +61,8 @@ class OrderService(ServiceBase):
         address = address_lookup.wait()
         order, version, created = self.orders.place(user_id, priced, currency, payment_method, address, key,
                                                     deadline=self.caller_deadline, fingerprint=fingerprint)
-        # Committed: from here on nothing may fail the call, or the shopper would retry an order that exists.
+        # Committed: from here on nothing may fail the call, or the shopper would retry an order that exists
+        # (the cache write cannot: it is queued until the reply has gone).
         self._cache(order, version)
         if created:
             ORDERS_PLACED.inc()
@@ -190,8 +191,6 @@ class OrderService(ServiceBase):
             ORDERS_COMPLETED.labels(final_status).inc()
 
     def _cache(self, order, version):
-        """Best effort: the database is the truth, and the versioned entry is rewritten on the next change."""
-        try:
-            self.cache.put(order, version)
-        except Exception as exc:
-            log.warning("order status not cached: %r", exc, extra={"order_id": order["id"]})
+        """Written once this worker's result is handled, best effort (OrderCacheProvider): the
+        database is the truth, and the versioned entry is rewritten on the next change."""
+        self.cache.put(order, version)

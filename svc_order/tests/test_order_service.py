@@ -48,17 +48,6 @@ def test_place_order_checks_availability_then_stores_and_caches():
     assert result == {"order": {"id": "o2", "status": "PENDING"}, "created": True}
 
 
-def test_nothing_after_the_commit_fails_the_call():
-    """The order exists once ``place`` returns: a cache that is away must not turn that into an error."""
-    service = worker_factory(OrderService)
-    service.orders.find_by_idempotency_key.return_value = None
-    service.catalog.price_lines.return_value = ([{"product_id": "p1", "name": "P", "quantity": 2,
-                                                  "unit_price_cents": 500}], "USD")
-    service.orders.place.return_value = ({"id": "o2", "status": "PENDING"}, 1, True)
-    service.cache.put.side_effect = ConnectionError("redis is away")
-    assert service.place_order("user-1", BODY)["order"]["id"] == "o2"
-
-
 def test_every_delivery_refreshes_the_cache_a_replay_too():
     """A replay finds its inbox claim and changes nothing, but an earlier cache write may have failed."""
     service = worker_factory(OrderService)

@@ -15,6 +15,7 @@ access token lives: the gateway refuses a token of an older version, and once
 the key expires every such token has expired too.
 """
 import json
+import logging
 
 import redis
 from nameko import config
@@ -25,6 +26,8 @@ ORDER_TTL_SECONDS = 3600
 # A PENDING entry will change; if the write of its successor fails (Redis away), it must not
 # outlive the truth for long. Final statuses never change and keep the long TTL.
 OPEN_ORDER_TTL_SECONDS = 15
+
+log = logging.getLogger(__name__)
 
 LIST_GENERATION_KEY = "shop:products:gen"
 
@@ -153,7 +156,42 @@ class ProductCacheProvider(_RedisProvider):
 
 
 class OrderCacheProvider(_RedisProvider):
+    """A worker's order-cache writes wait until its result is handled (an RPC's reply sent, a Kafka
+    record done): no caller waits for Redis (about a millisecond of a placement at rest). Best
+    effort, as every copy of an order: a write that fails is logged, and the versioned entry is
+    written again on the order's next change or read."""
     cache_class = OrderCache
+
+    def setup(self):
+        super().setup()
+        self._writes = {}  # worker context -> [(order view, version)] to write after its result
+
+    def get_dependency(self, worker_ctx):
+        return _WrittenAfterResult(self.cache, self._writes.setdefault(worker_ctx, []))
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        for order_view, version in self._writes.pop(worker_ctx, ()):
+            try:
+                self.cache.put(order_view, version)
+            except Exception as exc:
+                log.warning("order status not cached: %r", exc, extra={"order_id": order_view["id"]})
+
+    def worker_teardown(self, worker_ctx):
+        self._writes.pop(worker_ctx, None)  # written by worker_result already; never left behind
+
+
+class _WrittenAfterResult:
+    """The order cache as one worker sees it: reads at once, writes queued for its provider."""
+
+    def __init__(self, cache, writes):
+        self._cache = cache
+        self._writes = writes
+
+    def put(self, order_view, version):
+        self._writes.append((order_view, version))
+
+    def get(self, order_id):
+        return self._cache.get(order_id)
 
 
 class TokenVersionsProvider(_RedisProvider):
