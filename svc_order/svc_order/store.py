@@ -2,8 +2,8 @@
 import uuid
 
 from nameko import config
-from sqlalchemy import bindparam, func, or_, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import Boolean, bindparam, case, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.errors import AmountOutOfRange, IdempotencyKeyReused, OrderNotFound, PaymentMismatch
@@ -75,6 +75,21 @@ def _placing():
 PLACED_COLUMNS = ("id", "user_id", "status", "stock_status", "payment_status", "total_cents", "currency",
                   "payment_method", "shipping_address", "idempotency_key", "request_fingerprint", "message")
 PLACING = _placing()
+# An event applied to an order, as statements built once (item 20): the order locked with its items
+# (each row the order with one item's columns), its new state, and a notification of its outcome.
+# Parameters are named unlike any column: an UPDATE would take such a parameter for that column's value.
+LOCKING = (select(orders, *(order_items.c[column] for column in ITEM_COLUMNS))
+           .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == bindparam("locked_id"))
+           .order_by(order_items.c.product_id).with_for_update(of=orders))
+RECORDING = update(orders).where(orders.c.id == bindparam("recorded_id")).values(
+    status=bindparam("new_status"), stock_status=bindparam("new_stock_status"),
+    payment_status=bindparam("new_payment_status"), cancel_reason=bindparam("new_cancel_reason"),
+    message=bindparam("new_message"), payment_action=bindparam("new_payment_action", type_=JSONB),
+    version=orders.c.version + 1, updated_at=func.now(),
+    settled_at=case((bindparam("settled", type_=Boolean), func.coalesce(orders.c.settled_at, func.now())),
+                    else_=orders.c.settled_at),
+).returning(orders)
+NOTIFYING = insert(notifications).on_conflict_do_nothing()
 
 
 class OrderStore:
@@ -152,11 +167,7 @@ class OrderStore:
         fact = FACTS[event["event_type"]]
         with self.transactions.begin() as session:
             # The order locked and its items in one query: each row is the order with one item's columns.
-            items = session.execute(
-                select(orders, *(order_items.c[name] for name in ITEM_COLUMNS))
-                .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == event["order_id"])
-                .order_by(order_items.c.product_id).with_for_update(of=orders)
-            ).all()
+            items = session.execute(LOCKING, {"locked_id": event["order_id"]}).all()
             if not items:
                 raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
             row = items[0]
@@ -243,21 +254,17 @@ class OrderStore:
         reached = order.status if order.status != row.status else None
         if event_type == shop_events.PAYMENT_ACTION_REQUIRED:
             detail = {"expires_at": detail["expires_at"]}  # the client secret stays out of the history
-        row = session.execute(
-            update(orders).where(orders.c.id == row.id).values(
-                status=order.status, stock_status=order.stock_status, payment_status=order.payment_status,
-                cancel_reason=order.cancel_reason, message=order.message, payment_action=payment_action,
-                version=orders.c.version + 1, updated_at=func.now(),
-                settled_at=func.coalesce(orders.c.settled_at, func.now()) if order.is_settled else orders.c.settled_at,
-            ).returning(orders)
-        ).one()
-        session.execute(order_history.insert().values(
-            order_id=row.id, event_id=event_id, event_type=event_type, status_after=order.status, detail=detail,
-        ))
+        row = session.execute(RECORDING, {
+            "recorded_id": row.id, "new_status": order.status, "new_stock_status": order.stock_status,
+            "new_payment_status": order.payment_status, "new_cancel_reason": order.cancel_reason,
+            "new_message": order.message, "new_payment_action": payment_action, "settled": order.is_settled,
+        }).one()
+        session.execute(order_history.insert(), {
+            "order_id": row.id, "event_id": event_id, "event_type": event_type, "status_after": order.status,
+            "detail": detail})
         if reached:
-            session.execute(insert(notifications).values(
-                user_id=row.user_id, order_id=row.id, kind=order.status.lower(), message=order.message,
-            ).on_conflict_do_nothing())
+            session.execute(NOTIFYING, {"user_id": row.user_id, "order_id": row.id, "kind": order.status.lower(),
+                                        "message": order.message})
             outbox_log.add(session, outbox, events.order_completed(row.id, row.user_id, order.status,
                                                                   order.cancel_reason))
         return order_view(row, items), row.version, reached
