@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import eventlet
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shop_common.errors import IllegalPaymentTransition, PaymentBusy, PaymentNotFound
@@ -33,6 +33,16 @@ from svc_payment.service_name import NAME
 log = logging.getLogger(__name__)
 
 CONSUMER = NAME
+# The statements every payment runs, built once with parameters (docs/performance.md, item 20);
+# parameters named like a column would be taken for that column's value.
+READING = select(payments).where(payments.c.order_id == bindparam("paid_id"))
+LOCKING = READING.with_for_update()
+RECORDING_INTENT = (update(payments).where(payments.c.order_id == bindparam("paid_id"))
+                    .values(intent_id=bindparam("new_intent_id"), updated_at=func.now()))
+RECORDING_ORDER_STATUS = (update(payments).where(payments.c.order_id == bindparam("paid_id"))
+                          .values(order_status=bindparam("new_order_status")))
+STRIPE_EVENT_SEEN = select(stripe_events.c.event_id).where(stripe_events.c.event_id == bindparam("seen_id"))
+RECORDING_STRIPE_EVENT = insert(stripe_events).on_conflict_do_nothing()
 # Everything Payment says about an order: sent again when the order's events come again.
 OUTCOMES = (shop_events.PAYMENT_ACTION_REQUIRED, shop_events.PAYMENT_SUCCESS, shop_events.PAYMENT_FAILED,
             shop_events.PAYMENT_REFUNDED, shop_events.PAYMENT_VOIDED)
@@ -174,10 +184,7 @@ class PaymentStore:
 
     def record_intent(self, order_id, intent_id):
         with self.transactions.one_statement() as statement:
-            statement.execute(
-                update(payments).where(payments.c.order_id == order_id)
-                .values(intent_id=intent_id, updated_at=func.now())
-            )
+            statement.execute(RECORDING_INTENT, {"paid_id": order_id, "new_intent_id": intent_id})
 
     def apply_intent(self, order_id, intent, event=None):
         """Record what Stripe says about the order's intent; the same answer twice changes nothing.
@@ -263,8 +270,7 @@ class PaymentStore:
                 outbox_log.republish(session, outbox, order_id, OUTCOMES)
                 return None
             order_status = event["payload"]["status"]
-            session.execute(update(payments).where(payments.c.order_id == order_id)
-                            .values(order_status=order_status))
+            session.execute(RECORDING_ORDER_STATUS, {"paid_id": order_id, "new_order_status": order_status})
             if order_status == "PAID":
                 return None
             voided = session.execute(
@@ -290,7 +296,7 @@ class PaymentStore:
     def payment_in(self, order_id, statuses):
         """The payment if its status is one of ``statuses`` (read under ``exclusive``), else None."""
         with self.transactions.one_statement() as statement:
-            row = statement.execute(select(payments).where(payments.c.order_id == order_id)).first()
+            row = statement.execute(READING, {"paid_id": order_id}).first()
         return payment_view(row) if row is not None and row.status in statuses else None
 
     def action_expired(self, payment):
@@ -370,13 +376,12 @@ class PaymentStore:
 
     def stripe_event_seen(self, event_id):
         with self.transactions.one_statement() as statement:
-            return statement.execute(select(stripe_events.c.event_id)
-                                     .where(stripe_events.c.event_id == event_id)).first() is not None
+            return statement.execute(STRIPE_EVENT_SEEN, {"seen_id": event_id}).first() is not None
 
     def record_stripe_event(self, event_id, event_type, order_id):
         with self.transactions.one_statement() as statement:
-            statement.execute(insert(stripe_events).values(event_id=event_id, event_type=event_type,
-                                                           order_id=order_id).on_conflict_do_nothing())
+            statement.execute(RECORDING_STRIPE_EVENT, {"event_id": event_id, "event_type": event_type,
+                                                       "order_id": order_id})
 
     def record_dispute(self, dispute, order_id):
         with self.transactions.begin() as session:
@@ -455,7 +460,7 @@ class PaymentStore:
 
     def get_payment(self, order_id):
         with self.transactions.one_statement() as statement:
-            row = statement.execute(select(payments).where(payments.c.order_id == order_id)).first()
+            row = statement.execute(READING, {"paid_id": order_id}).first()
         if row is None:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})
         return payment_view(row)
@@ -467,7 +472,7 @@ class PaymentStore:
 
     @staticmethod
     def _lock(session, order_id):
-        row = session.execute(select(payments).where(payments.c.order_id == order_id).with_for_update()).first()
+        row = session.execute(LOCKING, {"paid_id": order_id}).first()
         if row is None:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})
         return row
