@@ -75,7 +75,7 @@ class StockStore:
             if not inbox_log.claim(session, inbox, event, CONSUMER):
                 outbox_log.republish(session, outbox, order_id, ANSWERS)
                 return []
-            if event["payload"]["status"] == "PAID":
+            if shop_events.order_was_paid(event):
                 return []
             reason = f"order_{event['payload']['status'].lower()}"
             voided = session.execute(RESERVING, {"order_id": order_id, "state": State.VOIDED, "items": []}).first()

@@ -54,7 +54,7 @@ class PaymentService(ServiceBase):
 
     @kafka_event(events.ORDERS_TOPIC, events.ORDER_COMPLETED)
     def on_order_completed(self, event):
-        if event["payload"]["status"] == "PAID":
+        if events.order_was_paid(event):
             # Recorded only: a paid order leaves Stripe nothing to do, so it needs no lock on the exchange.
             self.payments.release_for_order(event)
             return

@@ -271,7 +271,7 @@ class PaymentStore:
                 return None
             order_status = event["payload"]["status"]
             session.execute(RECORDING_ORDER_STATUS, {"paid_id": order_id, "new_order_status": order_status})
-            if order_status == "PAID":
+            if shop_events.order_was_paid(event):
                 return None
             voided = session.execute(
                 insert(payments).values(order_id=order_id, status=Status.VOIDED, order_status=order_status)

@@ -306,6 +306,11 @@ def as_version(event, version):
     return validate(dict(event, event_version=version, payload=payload))
 
 
+def order_was_paid(event):
+    """An OrderCompleted saying the order was paid: nothing to compensate (Inventory and Payment only record it)."""
+    return event["payload"]["status"] == "PAID"
+
+
 def payload_of(event):
     """The decoded event's payload as its model (e.g. ``OrderCreatedV2``: lines(), total)."""
     return PAYLOADS[(event["event_type"], event["event_version"])].model_validate(event["payload"])
