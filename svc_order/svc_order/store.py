@@ -46,6 +46,11 @@ def _order_created_version():
     return int(version) if version not in (None, "") else None
 
 
+# The order's columns a placement writes (the rest have server defaults).
+PLACED_COLUMNS = ("id", "user_id", "status", "stock_status", "payment_status", "total_cents", "currency",
+                  "payment_method", "shipping_address", "idempotency_key", "request_fingerprint", "message")
+
+
 def _placing():
     """Placing an order as one statement, which PostgreSQL runs atomically (no BEGIN and COMMIT round
     trips): data-modifying CTEs insert the order, its items (from one array per column, an element per
@@ -72,12 +77,10 @@ def _placing():
             .add_cte(history, event))
 
 
-PLACED_COLUMNS = ("id", "user_id", "status", "stock_status", "payment_status", "total_cents", "currency",
-                  "payment_method", "shipping_address", "idempotency_key", "request_fingerprint", "message")
 PLACING = _placing()
-# An event applied to an order, as statements built once (item 20): the order locked with its items
-# (each row the order with one item's columns), its new state, and a notification of its outcome.
-# Parameters are named unlike any column: an UPDATE would take such a parameter for that column's value.
+# An event applied to an order, as statements built once (item 20; parameters named unlike any column):
+# the order locked with its items (each row the order with one item's columns), its new state, and a
+# notification of its outcome.
 LOCKING = (select(orders, *(order_items.c[column] for column in ITEM_COLUMNS))
            .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == bindparam("locked_id"))
            .order_by(order_items.c.product_id).with_for_update(of=orders))
