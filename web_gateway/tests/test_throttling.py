@@ -36,6 +36,19 @@ def test_failed_logins_slow_that_client_down_for_that_account_only(client, calls
     assert login(owner, "ann@example.com", "the right one").status_code == 200  # never locked out by a stranger
 
 
+def test_a_refusal_by_a_long_tier_says_the_same_wait_in_its_header_and_its_body(calls):
+    """Flask-Limiter rewrites Retry-After from the login view's own (one-minute) limit and truncates it
+    twice; a refusal by an hour's tier must still say one figure, the hour's, in both places."""
+    answers, _ = calls
+    answers[("user_service", "login")] = WRONG
+    limits = dict(app_config()["LIMITS"], login_failures_per_account_and_client="1/hour")
+    guesser = from_client(create_app(app_config(LIMITS=limits)).test_client(), "198.51.100.31")
+    assert login(guesser, "gil@example.com").status_code == 401
+    blocked = login(guesser, "gil@example.com")
+    assert blocked.status_code == 429
+    assert 3590 < blocked.json["error"]["details"]["retry_after_seconds"] == int(blocked.headers["Retry-After"])
+
+
 def test_a_success_clears_the_failures(client, calls):
     answers, _ = calls
     answers[("user_service", "login")] = WRONG

@@ -67,7 +67,8 @@ def install(app, config):
 def _rate_limit_headers_never_fail(app):
     """Flask-Limiter reads Redis again after the view ran, for the X-RateLimit headers. With Redis
     away that turned an accepted order into a 503, and the 503 itself into a 500 (chaos 9). The
-    limits are still checked fail-closed before the view; only the headers are left out."""
+    limits are still checked fail-closed before the view; only the headers are left out.
+    It also rewrites an existing Retry-After; the response's own is kept."""
     hooks = app.after_request_funcs.setdefault(None, [])
     for index, hook in enumerate(hooks):
         if isinstance(hook, partial) and getattr(hook.func, "__name__", "") == "__inject_headers":
@@ -89,11 +90,16 @@ def check_limits_in_their_views_only(app, flask_limiter):
 
 
 def _headers_or_none(inject, response):
+    # A refusal's own Retry-After (the login throttle's) is the one its body names. Flask-Limiter
+    # re-derives it through two truncations to whole seconds, which can read one second less.
+    own_retry_after = response.headers.get("Retry-After")
     try:
-        return inject(response)
+        response = inject(response)
     except RedisError as exc:
         log.warning("rate-limit headers left out, Redis unavailable: %r", exc)
-        return response
+    if own_retry_after is not None:
+        response.headers["Retry-After"] = own_retry_after
+    return response
 
 
 class LoginThrottle:
