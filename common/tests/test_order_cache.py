@@ -1,4 +1,5 @@
 """The Order service's cache writes on a real Redis: made once the worker's result is handled, never failing it."""
+import json
 import logging
 import uuid
 
@@ -19,13 +20,13 @@ def test_writes_wait_for_the_workers_result_and_reads_do_not():
     """An RPC's reply goes out before the Redis write (nameko calls worker_result after handle_result)."""
     client = redis.Redis.from_url(REDIS_URL)
     provider, worker = provider_over(client), object()
-    order = {"id": str(uuid.uuid4()), "status": "PENDING"}
+    order = {"id": str(uuid.uuid4()), "user_id": "u1", "status": "PENDING"}
     OrderCache(client).put(dict(order, status="OLD"), 1)
     cache = provider.get_dependency(worker)
     cache.put(order, 2)
-    assert cache.get(order["id"])["status"] == "OLD"  # read at once; the write waits
+    assert json.loads(cache.get(order["id"], "u1"))["status"] == "OLD"  # read at once; the write waits
     provider.worker_result(worker)
-    assert cache.get(order["id"]) == order
+    assert json.loads(cache.get(order["id"], "u1")) == {"id": order["id"], "status": "PENDING"}
     provider.worker_teardown(worker)
     assert provider._writes == {}
 
@@ -34,7 +35,7 @@ def test_a_write_that_fails_after_the_result_is_logged_not_raised(caplog):
     away = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, socket_timeout=0.5)
     provider, worker = provider_over(away), object()
     order_id = str(uuid.uuid4())
-    provider.get_dependency(worker).put({"id": order_id, "status": "PENDING"}, 1)
+    provider.get_dependency(worker).put({"id": order_id, "user_id": "u1", "status": "PENDING"}, 1)
     with caplog.at_level(logging.WARNING, logger="shop_common.storage.cache"):
         provider.worker_result(worker)  # Redis is away: nothing raised, the order is already committed
     assert any("order status not cached" in record.getMessage() and record.order_id == order_id

@@ -1,4 +1,5 @@
 """The gateway's routes and its one error table, with RPC replaced and a real Redis."""
+import json
 import time
 
 import jwt
@@ -56,6 +57,19 @@ def test_tokens_are_checked_before_any_rpc(client, calls):
     assert seen == []
 
 
+def test_a_token_accepted_before_is_refused_once_it_has_expired(client, calls):
+    """Verified tokens are remembered (web_gateway.auth._verified); their expiry is checked on every request."""
+    answers, _ = calls
+    answers[("order_service", "list_orders")] = []
+    headers = auth(ttl=2)
+    expires_at = jwt.decode(headers["Authorization"][7:], options={"verify_signature": False})["exp"]
+    assert client.get("/orders", headers=headers).status_code == 200
+    assert client.get("/orders", headers=headers).status_code == 200
+    time.sleep(max(expires_at - time.time(), 0) + 0.05)
+    expired = client.get("/orders", headers=headers)
+    assert expired.status_code == 401 and "expired" in expired.json["error"]["message"]
+
+
 def test_bodies_must_be_json_objects(client, calls):
     bad = client.post("/auth/login", data="{nope", content_type="application/json")
     assert bad.status_code == 400 and bad.json["error"]["code"] == "validation_error"
@@ -89,7 +103,7 @@ def test_order_cache_is_only_served_to_its_owner(client, calls):
 
     mine = client.get("/orders/o1", headers=auth(user_id="u1"))
     assert mine.status_code == 200 and mine.json == {"id": "o1", "status": "PAID"}
-    assert seen == []
+    assert mine.headers["X-Cache"] == "HIT" and seen == []
     theirs = client.get("/orders/o1", headers=auth(user_id="u2"))
     assert theirs.status_code == 404 and theirs.json["error"]["code"] == "order_not_found"
 
@@ -98,9 +112,10 @@ def test_order_cache_never_goes_back_to_an_older_version():
     from shop_common.storage.cache import OrderCache
 
     cache = OrderCache(redis.Redis.from_url(REDIS_URL))
-    assert cache.put({"id": "ov", "status": "PAID"}, 3)
-    assert not cache.put({"id": "ov", "status": "PENDING"}, 1)
-    assert cache.get("ov")["status"] == "PAID"
+    assert cache.put({"id": "ov", "user_id": "u1", "status": "PAID"}, 3)
+    assert not cache.put({"id": "ov", "user_id": "u1", "status": "PENDING"}, 1)
+    assert json.loads(cache.get("ov", "u1")) == {"id": "ov", "status": "PAID"}  # as answered: no owner in it
+    assert cache.get("ov", "u2") is None
 
 
 def test_an_order_id_does_not_outlive_its_request_in_the_logs(client, calls):
@@ -126,7 +141,8 @@ def test_with_redis_away_reads_come_from_the_services_and_login_is_refused_not_g
     assert product.status_code == 200 and product.headers["X-Cache"] == "MISS"
     assert client.get("/products").status_code == 200
     order = client.get("/orders/o1", headers=auth())
-    assert order.status_code == 200 and order.json["status"] == "PAID"
+    assert order.status_code == 200 and order.json == {"id": "o1", "status": "PAID"}
+    assert order.headers["X-Cache"] == "MISS"
     assert [call[:2] for call in seen] == [("product_service", "get_product"), ("product_service", "list_products"),
                                            ("order_service", "get_order")]
     login = client.post("/auth/login", json={"email": "a@example.com", "password": "x"})

@@ -153,7 +153,7 @@ SPEC = {
             {200: ("received", "WebhookReceipt"), 400: ("invalid_signature or validation_error", "Error"),
              503: ("webhooks_disabled, or busy: Stripe delivers it again", "Error")},
             body="StripeEvent", params=[_param("Stripe-Signature", "header")])},
-        "/orders/{order_id}": {"get": _op("One of the caller's orders", {
+        "/orders/{order_id}": {"get": _op("One of the caller's orders (X-Cache: HIT or MISS)", {
             200: ("order", "Order"), 401: ERROR, 404: ("order_not_found", "Error")},
             auth=True, params=[_param("order_id")])},
     },

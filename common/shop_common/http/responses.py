@@ -136,6 +136,11 @@ class Order(ResponseModel):
     updated_at: Timestamp = None
 
 
+def public_order(order):
+    """An order as the contract shows it: the service's view without the fields only services see (its owner)."""
+    return {key: value for key, value in order.items() if key in Order.model_fields}
+
+
 class Orders(ResponseModel):
     items: list[Order] = None
 

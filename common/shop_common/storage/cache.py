@@ -8,7 +8,9 @@ fetched from the database before the change stores its result under the old
 generation, which nobody serves: invalidation cannot be undone by a slow
 reader, no key scan is needed, and a hit costs one round trip to Redis.
 
-Order entries carry the order's version; a write never replaces a newer one.
+Order entries carry the order's version; a write never replaces a newer one. They hold the
+order as the gateway answers it (JSON bytes, without its owner) and its owner beside it: a
+shopper's status poll is one HMGET and no decoding.
 
 A user's token version (bumped by logging out everywhere) is kept as long as an
 access token lives: the gateway refuses a token of an older version, and once
@@ -20,6 +22,8 @@ import logging
 import redis
 from nameko import config
 from nameko.extensions import DependencyProvider
+
+from shop_common.http.responses import public_order
 
 PRODUCT_TTL_SECONDS = 300
 ORDER_TTL_SECONDS = 3600
@@ -97,8 +101,8 @@ class ProductCache:
 _SET_IF_NEWER = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'body', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'owner', ARGV[2], 'view', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
@@ -109,15 +113,18 @@ class OrderCache:
         self._set_if_newer = redis_client.register_script(_SET_IF_NEWER)
 
     def put(self, order_view, version):
+        """Store the Order service's view of an order (``user_id`` included) unless a newer one is stored."""
         ttl = OPEN_ORDER_TTL_SECONDS if order_view["status"] == "PENDING" else ORDER_TTL_SECONDS
+        public = json.dumps(public_order(order_view), separators=(",", ":"))
         return bool(self._set_if_newer(
             keys=[order_key(order_view["id"])],
-            args=[version, json.dumps(order_view), ttl],
+            args=[version, order_view["user_id"], public, ttl],
         ))
 
-    def get(self, order_id):
-        body = self.redis.hget(order_key(order_id), "body")
-        return json.loads(body) if body else None
+    def get(self, order_id, owner):
+        """The order's public JSON bytes when it is cached and ``owner``'s, else None."""
+        stored_owner, view = self.redis.hmget(order_key(order_id), "owner", "view")
+        return view if view is not None and stored_owner == owner.encode() else None
 
 
 class TokenVersions:
@@ -190,8 +197,8 @@ class _WrittenAfterResult:
     def put(self, order_view, version):
         self._writes.append((order_view, version))
 
-    def get(self, order_id):
-        return self._cache.get(order_id)
+    def get(self, order_id, owner):
+        return self._cache.get(order_id, owner)
 
 
 class TokenVersionsProvider(_RedisProvider):

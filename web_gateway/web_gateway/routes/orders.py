@@ -1,11 +1,12 @@
 """A shopper's orders: placed through the Order service, read from Redis when cached."""
-from flask import Blueprint, g, request
+from flask import Blueprint, g, jsonify, request
 
+from shop_common.http.responses import public_order
 from shop_common.telemetry.logs import set_order_id
 from web_gateway import observability
 from web_gateway.auth import login_required
 from web_gateway.edge import json_body
-from web_gateway.routes.requests import from_cache, public
+from web_gateway.routes.requests import cached_response, from_cache
 from web_gateway.services import gateway, services
 from web_gateway.throttling import account_of_caller, limiter, limits_of
 
@@ -20,21 +21,23 @@ blueprint = Blueprint("orders", __name__)
 def place_order():
     result = services().orders.place_order(g.user_id, json_body(), request.headers.get("Idempotency-Key"))
     set_order_id(result["order"]["id"])
-    return public(result["order"]), 202 if result["created"] else 200
+    return public_order(result["order"]), 202 if result["created"] else 200
 
 
 @blueprint.get("/orders/<order_id>")
 @login_required
 def get_order(order_id):
-    cached = from_cache(gateway().order_cache.get, order_id)
-    hit = cached is not None and cached.get("user_id") == g.user_id
-    observability.cache_result("order", hit)
-    if hit:
-        return public(cached)
-    return public(services().orders.get_order(order_id, g.user_id))
+    # Another shopper's order is a miss here, and the Order service answers 404.
+    cached = from_cache(gateway().order_cache.get, order_id, g.user_id)
+    observability.cache_result("order", cached is not None)
+    if cached is not None:
+        return cached_response(cached, "HIT")
+    answer = jsonify(public_order(services().orders.get_order(order_id, g.user_id)))
+    answer.headers["X-Cache"] = "MISS"
+    return answer
 
 
 @blueprint.get("/orders")
 @login_required
 def list_orders():
-    return {"items": [public(order) for order in services().orders.list_orders(g.user_id)]}
+    return {"items": [public_order(order) for order in services().orders.list_orders(g.user_id)]}

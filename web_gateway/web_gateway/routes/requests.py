@@ -6,12 +6,6 @@ from flask import Response
 
 log = logging.getLogger(__name__)
 
-INTERNAL_FIELDS = ("user_id",)
-
-
-def public(order):
-    return {key: value for key, value in order.items() if key not in INTERNAL_FIELDS}
-
 
 def from_cache(read, *args):
     """A cache call that never fails a request: with Redis away it is a miss, and nothing is stored."""
@@ -23,7 +17,7 @@ def from_cache(read, *args):
 
 
 def cached_response(body, cache_state):
-    """A catalogue body, JSON bytes as the cache keeps them."""
+    """A body as the caches keep it: JSON bytes, sent as they are."""
     response = Response(body, mimetype="application/json")
     response.headers["X-Cache"] = cache_state
     return response
