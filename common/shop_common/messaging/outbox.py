@@ -13,6 +13,7 @@ whichever instance is alive takes over at once. Published rows and old inbox
 rows are pruned after ``SHOP_MESSAGE_RETENTION_SECONDS`` (a week by default,
 far longer than any order stays open, so a redrive always finds its rows).
 """
+import functools
 import logging
 import os
 import select
@@ -25,9 +26,10 @@ from nameko import config
 from nameko.extensions import DependencyProvider
 from opentelemetry import trace
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, MetaData, String, Table, bindparam, func, select as sql_select, text, update,
+    BigInteger, Column, DateTime, Index, MetaData, String, Table, any_, bindparam, func, select as sql_select, text,
+    update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shop_common import faults
 from shop_common.messaging import event_signing, events
@@ -136,6 +138,19 @@ def backlog(session, table):
     return {"unpublished": row[0], "oldest_age_seconds": float(row[1] or 0.0)}
 
 
+LOCKING = sql_select(func.pg_try_advisory_xact_lock(func.hashtext(bindparam("lock_name"))))
+
+
+@functools.cache
+def _publishing(table):
+    """(the oldest unpublished rows, the marking of the rows sent), built once per table. The rows
+    are read in a statement after the lock's: its snapshot then holds what the last holder committed."""
+    batch = sql_select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(bindparam("limit"))
+    marking = (update(table).where(table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+               .values(published_at=func.now()))
+    return batch, marking
+
+
 class OutboxPublisher:
     """Publishes one batch of unpublished rows; usable without Nameko."""
 
@@ -154,16 +169,11 @@ class OutboxPublisher:
         Returns how many were published; 0 as well when another instance's
         relay holds the lock (it is publishing them).
         """
-        table = self.table
+        batch, marking = _publishing(self.table)
         with self.transactions.begin() as session:
-            if not session.execute(sql_select(func.pg_try_advisory_xact_lock(func.hashtext(self.lock_name)))).scalar():
+            if not session.execute(LOCKING, {"lock_name": self.lock_name}).scalar():
                 return 0
-            rows = session.execute(
-                sql_select(table)
-                .where(table.c.published_at.is_(None))
-                .order_by(table.c.id)
-                .limit(limit)
-            ).all()
+            rows = session.execute(batch, {"limit": limit}).all()
             if not rows:
                 return 0
             faults.raise_if_rolled("outbox_publish_failure_rate", service=self.service)
@@ -171,9 +181,7 @@ class OutboxPublisher:
             self.producer.flush(timeout=self.ack_timeout_seconds)
             for future in futures:
                 future.get(timeout=self.ack_timeout_seconds)  # raises on any failed send: nothing is marked
-            session.execute(
-                update(table).where(table.c.id.in_([row.id for row in rows])).values(published_at=func.now())
-            )
+            session.execute(marking, {"ids": [row.id for row in rows]})
         acknowledged = datetime.now(timezone.utc)
         for row in rows:
             OUTBOX_PUBLISH_DELAY.labels(self.service).observe((acknowledged - row.created_at).total_seconds())
