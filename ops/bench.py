@@ -181,6 +181,7 @@ def pgbench(seconds):
 
 
 # -- processes: CPU and memory ------------------------------------------------------------------------
+POLLS = "GET /orders/<id> (poll)"  # the Buyer's request name in ops/loadtest/locustfile.py
 INFRASTRUCTURE = {"rabbitmq": ("beam.smp", "epmd", "erl_child_setup", "inet_gethost"),
                   "postgresql": ("postgres",), "redis": ("redis-server",)}
 
@@ -358,6 +359,8 @@ class Shop:
             "cpu_ms_per_order_by_process": {group: round(seconds_ / completed * 1000, 2) for group, seconds_ in cpu.items()}
             if completed else {},
             "machine_busy_ms_per_order": round(busy / completed * 1000, 1) if completed else None,
+            # The buyers' status polls are load too, and grow with the time orders wait (locustfile.POLL_SECONDS).
+            "status_polls_per_order": round(figures.get(POLLS, {}).get("requests", 0) / len(rows), 1) if rows else None,
         }
 
 
@@ -427,7 +430,8 @@ def report(result):
                      f"{phase['final_per_second']}/s, placement->final p50/p95/p99 "
                      f"{phase['placement_to_final_ms']['p50']}/{phase['placement_to_final_ms']['p95']}/"
                      f"{phase['placement_to_final_ms']['p99']} ms, CPU {phase['cpu_ms_per_order']} ms/order "
-                     f"(machine busy {phase['machine_busy_ms_per_order']} ms/order)")
+                     f"(machine busy {phase['machine_busy_ms_per_order']} ms/order), "
+                     f"{phase['status_polls_per_order']} status polls per order")
         lines.append("      CPU ms per order: " + ", ".join(
             f"{group} {ms}" for group, ms in sorted(phase["cpu_ms_per_order_by_process"].items(), key=lambda kv: -kv[1])))
     lines.append("  memory at rest, MB (PSS): " + ", ".join(f"{group} {mb}" for group, mb in shop["memory_mb"].items()))
