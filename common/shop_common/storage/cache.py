@@ -56,16 +56,17 @@ def order_key(order_id):
     return f"shop:order:{order_id}"
 
 
+def encode(value):
+    """JSON bytes as the gateway sends them and both caches keep them."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 class ProductCache:
     """Reads and fills product entries as the JSON bytes the gateway sends: a hit is served without
     decoding and encoding it again. ``invalidate`` after any change."""
 
     def __init__(self, redis_client):
         self.redis = redis_client
-
-    @staticmethod
-    def encode(value):
-        return json.dumps(value, separators=(",", ":")).encode()
 
     def _read(self, generation_key, key):
         """(the body if it was stored under the current generation, else None; what to fill on a miss)."""
@@ -115,10 +116,9 @@ class OrderCache:
     def put(self, order_view, version):
         """Store the Order service's view of an order (``user_id`` included) unless a newer one is stored."""
         ttl = OPEN_ORDER_TTL_SECONDS if order_view["status"] == "PENDING" else ORDER_TTL_SECONDS
-        public = json.dumps(public_order(order_view), separators=(",", ":"))
         return bool(self._set_if_newer(
             keys=[order_key(order_view["id"])],
-            args=[version, order_view["user_id"], public, ttl],
+            args=[version, order_view["user_id"], encode(public_order(order_view)), ttl],
         ))
 
     def get(self, order_id, owner):

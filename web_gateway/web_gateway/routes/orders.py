@@ -1,7 +1,8 @@
 """A shopper's orders: placed through the Order service, read from Redis when cached."""
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, request
 
 from shop_common.http.responses import public_order
+from shop_common.storage.cache import encode
 from shop_common.telemetry.logs import set_order_id
 from web_gateway import observability
 from web_gateway.auth import login_required
@@ -32,9 +33,7 @@ def get_order(order_id):
     observability.cache_result("order", cached is not None)
     if cached is not None:
         return cached_response(cached, "HIT")
-    answer = jsonify(public_order(services().orders.get_order(order_id, g.user_id)))
-    answer.headers["X-Cache"] = "MISS"
-    return answer
+    return cached_response(encode(public_order(services().orders.get_order(order_id, g.user_id))), "MISS")
 
 
 @blueprint.get("/orders")

@@ -2,6 +2,7 @@
 from flask import Blueprint, request
 
 from shop_common.http import api
+from shop_common.storage.cache import encode
 from web_gateway import observability
 from web_gateway.auth import admin_required
 from web_gateway.edge import json_body
@@ -25,7 +26,7 @@ def list_products():
     observability.cache_result("product_list", cached is not None)
     if cached is not None:
         return cached_response(cached, "HIT")
-    body = cache.encode(services().products.list_products(*args))
+    body = encode(services().products.list_products(*args))
     if key:
         from_cache(cache.fill, key, body)
     return cached_response(body, "MISS")
@@ -38,7 +39,7 @@ def get_product(product_id):
     observability.cache_result("product", cached is not None)
     if cached is not None:
         return cached_response(cached, "HIT")
-    body = cache.encode(services().products.get_product(product_id))
+    body = encode(services().products.get_product(product_id))
     if key:
         from_cache(cache.fill, key, body)
     return cached_response(body, "MISS")
