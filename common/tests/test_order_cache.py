@@ -16,17 +16,16 @@ def provider_over(client):
     return provider
 
 
-def test_writes_wait_for_the_workers_result_and_reads_do_not():
+def test_writes_wait_for_the_workers_result():
     """An RPC's reply goes out before the Redis write (nameko calls worker_result after handle_result)."""
     client = redis.Redis.from_url(REDIS_URL)
-    provider, worker = provider_over(client), object()
+    provider, worker, stored = provider_over(client), object(), OrderCache(client)
     order = {"id": str(uuid.uuid4()), "user_id": "u1", "status": "PENDING"}
-    OrderCache(client).put(dict(order, status="OLD"), 1)
-    cache = provider.get_dependency(worker)
-    cache.put(order, 2)
-    assert json.loads(cache.get(order["id"], "u1"))["status"] == "OLD"  # read at once; the write waits
+    stored.put(dict(order, status="OLD"), 1)
+    provider.get_dependency(worker).put(order, 2)
+    assert json.loads(stored.get(order["id"], "u1"))["status"] == "OLD"  # the write waits
     provider.worker_result(worker)
-    assert json.loads(cache.get(order["id"], "u1")) == {"id": order["id"], "status": "PENDING"}
+    assert json.loads(stored.get(order["id"], "u1")) == {"id": order["id"], "status": "PENDING"}
     provider.worker_teardown(worker)
     assert provider._writes == {}
 

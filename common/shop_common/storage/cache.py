@@ -174,7 +174,7 @@ class OrderCacheProvider(_RedisProvider):
         self._writes = {}  # worker context -> [(order view, version)] to write after its result
 
     def get_dependency(self, worker_ctx):
-        return _WrittenAfterResult(self.cache, self._writes.setdefault(worker_ctx, []))
+        return _WrittenAfterResult(self._writes.setdefault(worker_ctx, []))
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         for order_view, version in self._writes.pop(worker_ctx, ()):
@@ -188,17 +188,13 @@ class OrderCacheProvider(_RedisProvider):
 
 
 class _WrittenAfterResult:
-    """The order cache as one worker sees it: reads at once, writes queued for its provider."""
+    """The order cache as one worker sees it: its writes queued for its provider (no service reads it)."""
 
-    def __init__(self, cache, writes):
-        self._cache = cache
+    def __init__(self, writes):
         self._writes = writes
 
     def put(self, order_view, version):
         self._writes.append((order_view, version))
-
-    def get(self, order_id, owner):
-        return self._cache.get(order_id, owner)
 
 
 class TokenVersionsProvider(_RedisProvider):
