@@ -122,6 +122,25 @@ def test_a_paid_order_is_never_refunded(store):
     assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
 
 
+def test_a_paid_order_completed_is_recorded_once_and_sends_the_outcome_again_when_repeated(store):
+    event = order_created()
+    charge(store, event, SUCCEEDED)
+    paid = testing.event(events.ORDER_COMPLETED, event["order_id"], status="PAID")
+    assert store.release_for_order(paid) is None
+    assert store.get_payment(event["order_id"])["order_status"] == "PAID"
+    with store.transactions.begin() as session:
+        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
+                        {"id": event["order_id"]})
+        claims = session.execute(text("SELECT count(*) FROM inbox WHERE event_id = :id"),
+                                 {"id": paid["event_id"]}).scalar()
+    assert claims == 1
+    assert store.release_for_order(paid) is None  # the repeat: what Payment said goes out again
+    with store.transactions.begin() as session:
+        again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
+                                     "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
+    assert again == ["PaymentSuccess"]
+
+
 def test_an_order_ended_during_its_charge_refunds_when_the_charge_lands(store):
     event = order_created()
     payment = store.begin_charge(event, schemas.charge_request(event))

@@ -6,7 +6,7 @@ claim: the redelivery then applies it.
 """
 import functools
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, func
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, bindparam, func
 from sqlalchemy.dialects.postgresql import insert
 
 
@@ -34,3 +34,19 @@ def claim(session, table, event, consumer):
 @functools.cache
 def _claiming(table):
     return insert(table).on_conflict_do_nothing()
+
+
+CLAIM_COLUMNS = ("event_id", "consumer", "event_type")
+
+
+def claiming(table, prefix):
+    """A claim whose values are parameters named ``prefix`` + column (fill them from
+    ``claim_parameters``), returning the event id the first time only: for a statement built once
+    that claims its event beside other writes (a CTE), in one round trip."""
+    return (insert(table).values({column: bindparam(prefix + column) for column in CLAIM_COLUMNS})
+            .on_conflict_do_nothing().returning(table.c.event_id))
+
+
+def claim_parameters(event, consumer, prefix):
+    values = {"event_id": event["event_id"], "consumer": consumer, "event_type": event["event_type"]}
+    return {prefix + column: value for column, value in values.items()}
