@@ -2,7 +2,7 @@
 import uuid
 
 from nameko import config
-from sqlalchemy import Boolean, bindparam, case, func, or_, select, true, update
+from sqlalchemy import Boolean, bindparam, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.exc import IntegrityError
 
@@ -78,12 +78,21 @@ def _placing():
 
 
 PLACING = _placing()
-# An event applied to an order, as statements built once (item 20; parameters named unlike any column):
-# the order locked with its items (each row the order with one item's columns), its new state, and a
-# notification of its outcome.
-LOCKING = (select(orders, *(order_items.c[column] for column in ITEM_COLUMNS))
-           .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == bindparam("locked_id"))
-           .order_by(order_items.c.product_id).with_for_update(of=orders))
+# An event applied to an order, as statements built once (item 20; parameters named unlike any column).
+
+
+def _locking():
+    """The event claimed and its order locked with its items, in one statement: each row is the
+    order with one item's columns and ``claimed``, true the first time this event is seen. An
+    unknown order returns nothing and its transaction rolls back, claim included."""
+    claimed = inbox_log.claiming(inbox, "claimed_").cte("claimed")
+    return (select(orders, *(order_items.c[column] for column in ITEM_COLUMNS),
+                   exists(select(claimed.c.event_id)).label("claimed"))
+            .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == bindparam("locked_id"))
+            .order_by(order_items.c.product_id).with_for_update(of=orders))
+
+
+LOCKING = _locking()
 
 
 def _recording(reached):
@@ -190,11 +199,12 @@ class OrderStore:
         fact = FACTS[event["event_type"]]
         with self.transactions.begin() as session:
             # The order locked and its items in one query: each row is the order with one item's columns.
-            items = session.execute(LOCKING, {"locked_id": event["order_id"]}).all()
+            items = session.execute(LOCKING, {
+                "locked_id": event["order_id"], **inbox_log.claim_parameters(event, CONSUMER, "claimed_")}).all()
             if not items:
                 raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
             row = items[0]
-            if not inbox_log.claim(session, inbox, event, CONSUMER):
+            if not row.claimed:
                 return order_view(row, items), row.version, None
             if event["event_type"] == shop_events.PAYMENT_SUCCESS:
                 self._check_amount_paid(row, event["payload"])

@@ -164,9 +164,14 @@ def test_orders_are_private_to_their_user(store):
     assert store.get(order["id"])[0]["id"] == order["id"]
 
 
-def test_event_for_unknown_order_is_a_domain_error(store):
+def test_event_for_unknown_order_is_a_domain_error_and_claims_nothing(store):
+    unknown = event(events.PAYMENT_SUCCESS, str(uuid.uuid4()))
     with pytest.raises(OrderNotFound):
-        store.apply(event(events.PAYMENT_SUCCESS, str(uuid.uuid4())))
+        store.apply(unknown)
+    with store.transactions.begin() as session:
+        claims = session.execute(text("SELECT count(*) FROM inbox WHERE event_id = :id"),
+                                 {"id": unknown["event_id"]}).scalar()
+    assert claims == 0  # rolled back with the error: a replay from the dead letters is applied
 
 
 def age(store, order_id, seconds_ago, created_too=False):

@@ -98,6 +98,16 @@ def seconds(value):
     return func.make_interval(0, 0, 0, 0, 0, 0, value)
 
 
+# A charge's first attempt: the PROCESSING row under this worker's lease, returned unless the order
+# has a payment already. One statement built once, outside any transaction (no BEGIN and COMMIT).
+STARTING_CHARGE = (insert(payments).values(
+    order_id=bindparam("charged_id"), amount_cents=bindparam("charged_cents"),
+    currency=bindparam("charged_currency"), payment_method=bindparam("charged_method"),
+    status=Status.PROCESSING, charge_attempts=1, charging_by=bindparam("charged_by"),
+    charging_until=func.now() + seconds(bindparam("lease_seconds")),
+).on_conflict_do_nothing().returning(payments))
+
+
 def this_worker():
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -146,37 +156,40 @@ class PaymentStore:
         another name means that worker died mid-charge, and is logged).
         A total Stripe cannot charge fails the payment at once.
         """
-        holder = {"charging_by": self.owner, "charging_until": self._after(self.timing.charge_lease_seconds)}
         smallest, largest = charge_range(request["currency"])
         if not smallest <= request["amount_cents"] <= largest:
             # The Order service refuses such totals; an event from before that, or forged, fails here.
             return self._refuse(event, request, "amount_out_of_range",
                                 f"a charge must be from {format_amount(smallest, request['currency'])} to "
                                 f"{format_amount(largest, request['currency'])} {request['currency']}")
+        with self.transactions.one_statement() as statement:
+            row = statement.execute(STARTING_CHARGE, {
+                "charged_id": request["order_id"], "charged_cents": request["amount_cents"],
+                "charged_currency": request["currency"], "charged_method": request["payment_method"],
+                "charged_by": self.owner,
+                "lease_seconds": self.timing.charge_lease_seconds,
+            }).first()
+        if row is not None:
+            return payment_view(row)
+        # The order has a payment: a redelivery, or a charge to resume.
         with self.transactions.begin() as session:
+            row = self._lock(session, request["order_id"])
+            if row.status != Status.PROCESSING:
+                # Charged, declined, waiting for the shopper or voided already: record the claim,
+                # and send what we said again in case the Order service lost it.
+                inbox_log.claim(session, inbox, event, CONSUMER)
+                outbox_log.republish(session, outbox, row.order_id, OUTCOMES)
+                return None
+            if row.charging_by not in (None, self.owner) and row.charging_until is not None \
+                    and row.charging_until > datetime.now(timezone.utc):
+                log.warning("took over the charge of %s, whose lease ran to %s: its lock is gone, so it died",
+                            row.charging_by, row.charging_until.isoformat(), extra={"order_id": row.order_id})
             row = session.execute(
-                insert(payments)
-                .values(status=Status.PROCESSING, charge_attempts=1, **holder, **request)
-                .on_conflict_do_nothing()
+                update(payments).where(payments.c.order_id == row.order_id)
+                .values(charge_attempts=payments.c.charge_attempts + 1, updated_at=func.now(), charging_by=self.owner,
+                        charging_until=self._after(self.timing.charge_lease_seconds))
                 .returning(payments)
-            ).first()
-            if row is None:
-                row = self._lock(session, request["order_id"])
-                if row.status != Status.PROCESSING:
-                    # Charged, declined, waiting for the shopper or voided already: record the claim,
-                    # and send what we said again in case the Order service lost it.
-                    inbox_log.claim(session, inbox, event, CONSUMER)
-                    outbox_log.republish(session, outbox, row.order_id, OUTCOMES)
-                    return None
-                if row.charging_by not in (None, self.owner) and row.charging_until is not None \
-                        and row.charging_until > datetime.now(timezone.utc):
-                    log.warning("took over the charge of %s, whose lease ran to %s: its lock is gone, so it died",
-                                row.charging_by, row.charging_until.isoformat(), extra={"order_id": row.order_id})
-                row = session.execute(
-                    update(payments).where(payments.c.order_id == row.order_id)
-                    .values(charge_attempts=payments.c.charge_attempts + 1, updated_at=func.now(), **holder)
-                    .returning(payments)
-                ).one()
+            ).one()
             return payment_view(row)
 
     def _refuse(self, event, request, failure_code, failure_message):
