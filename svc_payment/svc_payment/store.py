@@ -37,6 +37,9 @@ CONSUMER = NAME
 # parameters named like a column would be taken for that column's value.
 READING = select(payments).where(payments.c.order_id == bindparam("paid_id"))
 LOCKING = READING.with_for_update()
+# The same with the OrderCreated being handled claimed in the statement (a CTE): a missing payment
+# raises, and the claim rolls back with it.
+LOCKING_AND_CLAIMING = LOCKING.add_cte(inbox_log.claiming(inbox, "claimed_").cte("claimed"))
 RECORDING_INTENT = (update(payments).where(payments.c.order_id == bindparam("paid_id"))
                     .values(intent_id=bindparam("new_intent_id"), updated_at=func.now()))
 RECORDING_ORDER_STATUS = (update(payments).where(payments.c.order_id == bindparam("paid_id"))
@@ -219,9 +222,11 @@ class PaymentStore:
         the state machine. Returns a FollowUp or None.
         """
         with self.transactions.begin() as session:
-            row = self._lock(session, order_id)
-            if event is not None:
-                inbox_log.claim(session, inbox, event, CONSUMER)
+            if event is None:
+                row = self._lock(session, order_id)
+            else:
+                row = self._lock(session, order_id, LOCKING_AND_CLAIMING,
+                                 inbox_log.claim_parameters(event, CONSUMER, "claimed_"))
             if row.intent_id not in (None, intent["intent_id"]):
                 log.warning("ignored an intent that is not the order's: %s", intent["intent_id"],
                             extra={"order_id": order_id})
@@ -502,8 +507,8 @@ class PaymentStore:
         return func.now() + seconds(delay_seconds)
 
     @staticmethod
-    def _lock(session, order_id):
-        row = session.execute(LOCKING, {"paid_id": order_id}).first()
+    def _lock(session, order_id, statement=LOCKING, parameters=None):
+        row = session.execute(statement, {"paid_id": order_id, **(parameters or {})}).first()
         if row is None:
             raise PaymentNotFound("no payment for this order", {"order_id": order_id})
         return row

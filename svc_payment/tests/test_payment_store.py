@@ -49,11 +49,17 @@ def charge(store, event, outcome):
     return store.apply_intent(event["order_id"], outcome, event=event)
 
 
+def claims(store, event_id):
+    with store.transactions.begin() as session:
+        return session.execute(text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": event_id}).scalar()
+
+
 def test_charge_once_even_when_redelivered(store):
     event = order_created()
     payment = store.begin_charge(event, schemas.charge_request(event))
     assert payment["status"] == PaymentStatus.PROCESSING and payment["amount_cents"] == 1234
     assert store.apply_intent(event["order_id"], SUCCEEDED, event=event) is None
+    assert claims(store, event["event_id"]) == 1  # claimed with the outcome
     assert store.begin_charge(event, schemas.charge_request(event)) is None  # redelivery: nothing to charge
     assert store.get_payment(event["order_id"])["status"] == PaymentStatus.SUCCEEDED
     assert emitted(store, event["order_id"]) == ["PaymentSuccess"]
@@ -131,9 +137,7 @@ def test_a_paid_order_completed_is_recorded_once_and_sends_the_outcome_again_whe
     with store.transactions.begin() as session:
         session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
                         {"id": event["order_id"]})
-        claims = session.execute(text("SELECT count(*) FROM inbox WHERE event_id = :id"),
-                                 {"id": paid["event_id"]}).scalar()
-    assert claims == 1
+    assert claims(store, paid["event_id"]) == 1
     assert store.release_for_order(paid) is None  # the repeat: what Payment said goes out again
     with store.transactions.begin() as session:
         again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
