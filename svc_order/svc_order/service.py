@@ -101,7 +101,7 @@ class OrderService(ServiceBase):
         order, version = self.orders.cancel(order_id, models.CancelReason.OPERATOR, note, self.operator)
         log.warning("audit: %s cancelled order %s: %s", self.operator, order_id, note, extra={"order_id": order_id})
         ORDERS_COMPLETED.labels(models.OrderStatus.CANCELLED).inc()
-        self._cache(order, version)
+        self.cache.put_now(order, version)  # before the reply: whoever asked reads the order next
         return order
 
     @rpc

@@ -67,3 +67,12 @@ def test_help_lists_the_operator_calls_with_their_arguments():
     assert calls["find_orders(email=None, status=None, older_than_seconds=None, limit=50)"].startswith("orders newest")
     assert "fault_flags()" in calls  # the shared ones too
     assert not any(call.startswith(("place_order", "get_order(")) for call in calls)  # shoppers' calls are not listed
+
+
+def test_an_operators_cancel_is_cached_before_the_reply():
+    """The operator (or the shopper) reads the order next: the cached copy must not still say PENDING."""
+    service = worker_factory(OrderService)
+    service.orders.cancel.return_value = ({"id": "o4", "status": "CANCELLED"}, 5)
+    assert service.cancel_order("o4", "customer called: wrong address")["status"] == "CANCELLED"
+    service.cache.put_now.assert_called_once_with({"id": "o4", "status": "CANCELLED"}, 5)
+    service.cache.put.assert_not_called()

@@ -164,7 +164,9 @@ class ProductCacheProvider(_RedisProvider):
 
 class OrderCacheProvider(_RedisProvider):
     """A worker's order-cache writes wait until its result is handled (an RPC's reply sent, a Kafka
-    record done): no caller waits for Redis (about a millisecond of a placement at rest). Best
+    record done): no caller waits for Redis (about a millisecond of a placement at rest). A change
+    its caller may read back at once (an operator's cancel) is written before the reply instead
+    (``put_now``): after the reply the cached copy would still show the old state for a moment. Best
     effort, as every copy of an order: a write that fails is logged, and the versioned entry is
     written again on the order's next change or read."""
     cache_class = OrderCache
@@ -174,14 +176,17 @@ class OrderCacheProvider(_RedisProvider):
         self._writes = {}  # worker context -> [(order view, version)] to write after its result
 
     def get_dependency(self, worker_ctx):
-        return _WrittenAfterResult(self._writes.setdefault(worker_ctx, []))
+        return _WrittenAfterResult(self._writes.setdefault(worker_ctx, []), self._write)
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         for order_view, version in self._writes.pop(worker_ctx, ()):
-            try:
-                self.cache.put(order_view, version)
-            except Exception as exc:
-                log.warning("order status not cached: %r", exc, extra={"order_id": order_view["id"]})
+            self._write(order_view, version)
+
+    def _write(self, order_view, version):
+        try:
+            self.cache.put(order_view, version)
+        except Exception as exc:
+            log.warning("order status not cached: %r", exc, extra={"order_id": order_view["id"]})
 
     def worker_teardown(self, worker_ctx):
         self._writes.pop(worker_ctx, None)  # written by worker_result already; never left behind
@@ -190,11 +195,15 @@ class OrderCacheProvider(_RedisProvider):
 class _WrittenAfterResult:
     """The order cache as one worker sees it: its writes queued for its provider (no service reads it)."""
 
-    def __init__(self, writes):
+    def __init__(self, writes, write_now):
         self._writes = writes
+        self._write_now = write_now
 
     def put(self, order_view, version):
         self._writes.append((order_view, version))
+
+    def put_now(self, order_view, version):
+        self._write_now(order_view, version)
 
 
 class TokenVersionsProvider(_RedisProvider):
