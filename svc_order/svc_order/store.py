@@ -85,7 +85,7 @@ def _locking():
     """The event claimed and its order locked with its items, in one statement: each row is the
     order with one item's columns and ``claimed``, true the first time this event is seen. An
     unknown order returns nothing and its transaction rolls back, claim included."""
-    claimed = inbox_log.claiming(inbox, "claimed_").cte("claimed")
+    claimed = inbox_log.claiming(inbox).cte("claimed")
     return (select(orders, *(order_items.c[column] for column in ITEM_COLUMNS),
                    exists(select(claimed.c.event_id)).label("claimed"))
             .join(order_items, order_items.c.order_id == orders.c.id).where(orders.c.id == bindparam("locked_id"))
@@ -198,9 +198,9 @@ class OrderStore:
         """
         fact = FACTS[event["event_type"]]
         with self.transactions.begin() as session:
-            # The order locked and its items in one query: each row is the order with one item's columns.
+            # The event claimed, the order locked and its items read in one query (see _locking).
             items = session.execute(LOCKING, {
-                "locked_id": event["order_id"], **inbox_log.claim_parameters(event, CONSUMER, "claimed_")}).all()
+                "locked_id": event["order_id"], **inbox_log.claim_parameters(event, CONSUMER)}).all()
             if not items:
                 raise OrderNotFound("event for an unknown order", {"order_id": event["order_id"]})
             row = items[0]

@@ -39,7 +39,7 @@ READING = select(payments).where(payments.c.order_id == bindparam("paid_id"))
 LOCKING = READING.with_for_update()
 # The same with the OrderCreated being handled claimed in the statement (a CTE): a missing payment
 # raises, and the claim rolls back with it.
-LOCKING_AND_CLAIMING = LOCKING.add_cte(inbox_log.claiming(inbox, "claimed_").cte("claimed"))
+LOCKING_AND_CLAIMING = LOCKING.add_cte(inbox_log.claiming(inbox).cte("claimed"))
 RECORDING_INTENT = (update(payments).where(payments.c.order_id == bindparam("paid_id"))
                     .values(intent_id=bindparam("new_intent_id"), updated_at=func.now()))
 RECORDING_ORDER_STATUS = (update(payments).where(payments.c.order_id == bindparam("paid_id"))
@@ -49,7 +49,7 @@ RECORDING_ORDER_STATUS = (update(payments).where(payments.c.order_id == bindpara
 def _recording_paid_order():
     """A paid order's OrderCompleted in one statement (no BEGIN and COMMIT round trips): the event
     claimed and, the first time only, the order's status recorded; the count of claims comes back."""
-    claimed = inbox_log.claiming(inbox, "claimed_").cte("claimed")
+    claimed = inbox_log.claiming(inbox).cte("claimed")
     recorded = (update(payments).where(payments.c.order_id == bindparam("paid_id"), exists(select(claimed.c.event_id)))
                 .values(order_status=bindparam("new_order_status")).cte("recorded"))
     return select(func.count()).select_from(claimed).add_cte(recorded)
@@ -226,7 +226,7 @@ class PaymentStore:
                 row = self._lock(session, order_id)
             else:
                 row = self._lock(session, order_id, LOCKING_AND_CLAIMING,
-                                 inbox_log.claim_parameters(event, CONSUMER, "claimed_"))
+                                 inbox_log.claim_parameters(event, CONSUMER))
             if row.intent_id not in (None, intent["intent_id"]):
                 log.warning("ignored an intent that is not the order's: %s", intent["intent_id"],
                             extra={"order_id": order_id})
@@ -299,7 +299,7 @@ class PaymentStore:
             with self.transactions.one_statement() as statement:
                 if statement.execute(RECORDING_PAID_ORDER, {
                         "paid_id": order_id, "new_order_status": event["payload"]["status"],
-                        **inbox_log.claim_parameters(event, CONSUMER, "claimed_")}).scalar():
+                        **inbox_log.claim_parameters(event, CONSUMER)}).scalar():
                     return None
         with self.transactions.begin() as session:
             if not inbox_log.claim(session, inbox, event, CONSUMER):

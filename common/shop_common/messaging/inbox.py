@@ -26,27 +26,19 @@ def inbox_table(metadata: MetaData):
 def claim(session, table, event, consumer):
     """True the first time ``consumer`` sees ``event``, False ever after."""
     # The values as parameters, not in the statement: SQLAlchemy builds and compiles it once per table.
-    result = session.execute(_claiming(table), {
-        "event_id": event["event_id"], "consumer": consumer, "event_type": event["event_type"]})
-    return result.rowcount == 1
+    return session.execute(claiming(table), claim_parameters(event, consumer)).rowcount == 1
 
 
 @functools.cache
-def _claiming(table):
-    return insert(table).on_conflict_do_nothing()
-
-
-CLAIM_COLUMNS = ("event_id", "consumer", "event_type")
-
-
-def claiming(table, prefix):
-    """A claim whose values are parameters named ``prefix`` + column (fill them from
-    ``claim_parameters``), returning the event id the first time only: for a statement built once
-    that claims its event beside other writes (a CTE), in one round trip."""
-    return (insert(table).values({column: bindparam(prefix + column) for column in CLAIM_COLUMNS})
+def claiming(table):
+    """The claim as a statement built once: its values are parameters (``claim_parameters``) named
+    unlike any column, so it can also be a CTE beside other writes, claiming in their round trip;
+    it returns the event id the first time only."""
+    return (insert(table).values(event_id=bindparam("claimed_event_id"), consumer=bindparam("claimed_consumer"),
+                                 event_type=bindparam("claimed_event_type"))
             .on_conflict_do_nothing().returning(table.c.event_id))
 
 
-def claim_parameters(event, consumer, prefix):
-    values = {"event_id": event["event_id"], "consumer": consumer, "event_type": event["event_type"]}
-    return {prefix + column: value for column, value in values.items()}
+def claim_parameters(event, consumer):
+    return {"claimed_event_id": event["event_id"], "claimed_consumer": consumer,
+            "claimed_event_type": event["event_type"]}
