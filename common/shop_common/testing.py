@@ -1,10 +1,11 @@
 """Helpers for every service's tests: valid events with only the fields a test cares about,
-fresh databases, a count of the AMQP queue declarations a process sends, and an echo service for RPC."""
+fresh databases, an order's outbox rows as published or not, a count of the AMQP queue declarations a process sends, and an echo service for RPC."""
 import uuid
 
 import amqp.channel
 import psycopg2
 from nameko.rpc import rpc
+from sqlalchemy import text
 
 from shop_common.messaging import events
 
@@ -42,6 +43,19 @@ def order_created(lines=(("p1", 1),), order_id=None, unit_price_cents=500, curre
               "unit_price": {"amount_minor": unit_price_cents, "currency": currency}} for product_id, quantity in lines]
     total = {"amount_minor": sum(quantity * unit_price_cents for _, quantity in lines), "currency": currency}
     return event(events.ORDER_CREATED, order_id, items=items, total=total, **payload)
+
+
+def mark_published(transactions, order_id):
+    """As if the relay had published every outbox row of the order."""
+    with transactions.begin() as session:
+        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"), {"id": order_id})
+
+
+def unpublished(transactions, order_id):
+    """The event types of the order's outbox rows waiting to be published, oldest first."""
+    with transactions.begin() as session:
+        return session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
+                                    "AND published_at IS NULL ORDER BY id"), {"id": order_id}).scalars().all()
 
 
 def records_of(bootstrap_servers, *topics):

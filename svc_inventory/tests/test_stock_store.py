@@ -122,10 +122,10 @@ def test_a_repeated_order_completed_sends_every_answer_again(store):
     deduct(store, event)
     ended = order_ended(event["order_id"])
     store.release_for_order(ended)
-    mark_published(store, event["order_id"])
+    testing.mark_published(store.transactions, event["order_id"])
     assert store.release_for_order(ended) == []
     assert stock_of(store, product) == 4
-    assert unpublished(store, event["order_id"]) == ["StockUpdated", "StockRestored"]
+    assert testing.unpublished(store.transactions, event["order_id"]) == ["StockUpdated", "StockRestored"]
 
 
 def test_a_repeated_paid_order_completed_sends_the_deduction_again_and_keeps_the_stock(store):
@@ -134,21 +134,10 @@ def test_a_repeated_paid_order_completed_sends_the_deduction_again_and_keeps_the
     deduct(store, event)
     paid = order_ended(event["order_id"], status="PAID")
     assert store.release_for_order(paid) == []
-    mark_published(store, event["order_id"])
+    testing.mark_published(store.transactions, event["order_id"])
     assert store.release_for_order(paid) == []
     assert stock_of(store, product) == 1
-    assert unpublished(store, event["order_id"]) == ["StockUpdated"]
-
-
-def mark_published(store, order_id):
-    with store.transactions.begin() as session:
-        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"), {"id": order_id})
-
-
-def unpublished(store, order_id):
-    with store.transactions.begin() as session:
-        return session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
-                                    "AND published_at IS NULL ORDER BY id"), {"id": order_id}).scalars().all()
+    assert testing.unpublished(store.transactions, event["order_id"]) == ["StockUpdated"]
 
 
 def test_concurrent_orders_never_drive_stock_below_zero(store):

@@ -186,12 +186,6 @@ def age(store, order_id, seconds_ago, created_too=False):
                             {"s": seconds_ago, "id": order_id})
 
 
-def unpublished(store, order_id):
-    with store.transactions.begin() as session:
-        return [row.event_type for row in session.execute(
-            select(outbox).where(outbox.c.message_key == order_id, outbox.c.published_at.is_(None)))]
-
-
 def row_of(store, order_id):
     with store.transactions.begin() as session:
         return session.execute(text("SELECT * FROM orders WHERE id = :id"), {"id": order_id}).one()
@@ -201,7 +195,7 @@ def test_stuck_pending_order_is_redriven_with_the_same_event(store):
     order, _, _ = place(store)
     age(store, order["id"], 120)
     assert order["id"] in store.redrive_stuck(60)
-    assert unpublished(store, order["id"]) == ["OrderCreated"]
+    assert testing.unpublished(store.transactions, order["id"]) == ["OrderCreated"]
     assert store.history(order["id"])[-1]["event_type"] == "OrderCreatedRedriven"
     assert order["id"] not in store.redrive_stuck(60)  # not again until it has been published and aged
 
@@ -244,7 +238,7 @@ def test_a_final_order_waiting_for_its_compensations_gets_its_outcome_redriven(s
     assert row_of(store, order["id"]).settled_at is None
     age(store, order["id"], 120)
     assert order["id"] in store.redrive_stuck(60)
-    assert unpublished(store, order["id"]) == ["OrderCompleted"]
+    assert testing.unpublished(store.transactions, order["id"]) == ["OrderCompleted"]
     store.apply(event(events.STOCK_RESTORED, order["id"]))
     assert row_of(store, order["id"]).settled_at is not None
     age(store, order["id"], 120)

@@ -134,15 +134,10 @@ def test_a_paid_order_completed_is_recorded_once_and_sends_the_outcome_again_whe
     paid = testing.event(events.ORDER_COMPLETED, event["order_id"], status="PAID")
     assert store.release_for_order(paid) is None
     assert store.get_payment(event["order_id"])["order_status"] == "PAID"
-    with store.transactions.begin() as session:
-        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
-                        {"id": event["order_id"]})
+    testing.mark_published(store.transactions, event["order_id"])
     assert claims(store, paid["event_id"]) == 1
     assert store.release_for_order(paid) is None  # the repeat: what Payment said goes out again
-    with store.transactions.begin() as session:
-        again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
-                                     "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
-    assert again == ["PaymentSuccess"]
+    assert testing.unpublished(store.transactions, event["order_id"]) == ["PaymentSuccess"]
 
 
 def test_an_order_ended_during_its_charge_refunds_when_the_charge_lands(store):
@@ -193,14 +188,9 @@ def test_payment_transitions_are_guarded():
 def test_a_repeated_order_created_sends_the_outcome_again_without_charging(store):
     event = order_created()
     charge(store, event, SUCCEEDED)
-    with store.transactions.begin() as session:
-        session.execute(text("UPDATE outbox SET published_at = now() WHERE message_key = :id"),
-                        {"id": event["order_id"]})
+    testing.mark_published(store.transactions, event["order_id"])
     assert store.begin_charge(event, schemas.charge_request(event)) is None
-    with store.transactions.begin() as session:
-        again = session.execute(text("SELECT event_type FROM outbox WHERE message_key = :id "
-                                     "AND published_at IS NULL"), {"id": event["order_id"]}).scalars().all()
-    assert again == ["PaymentSuccess"]
+    assert testing.unpublished(store.transactions, event["order_id"]) == ["PaymentSuccess"]
 
 
 def test_three_d_secure_waits_then_succeeds(store):
