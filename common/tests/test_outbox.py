@@ -74,8 +74,10 @@ def read_all(broker, topic):
 
 
 def drain(publisher):
+    """Publish everything, then let the lease go as a stopping relay does (the next test's publisher takes it)."""
     while publisher.publish_batch():
         pass
+    publisher.lease.release()
 
 
 def test_rows_are_published_in_order_then_marked(broker, orders_topic, transactions, table):
@@ -148,18 +150,103 @@ def test_rows_queued_but_never_acknowledged_stay_unpublished(own_broker, transac
 
 
 def test_one_relay_per_service_publishes_at_a_time(broker, orders_topic, transactions, table):
-    """Two instances of a service both run a relay; the advisory lock lets one publish, so an
-    order's events keep their order. The other publishes nothing while the lock is held."""
+    """Two instances of a service both run a relay; the lease lets one publish, so an order's events
+    keep their order. The holder keeps it between batches; the other takes over once the holder's
+    connection ends (its process stopped), and publishes what was left."""
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     first = OutboxPublisher(transactions.engine, table, producer, "twins", KEY)
     second = OutboxPublisher(transactions.engine, table, producer, "twins", KEY)
-    drain(first)
+    while first.publish_batch():
+        pass
     _, event_ids = stage(transactions, table, 2)
-    with transactions.begin() as session:  # the first relay is in the middle of a batch
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('shop_outbox_relay:twins'))"))
-        assert second.publish_batch() == 0
-        assert unpublished_ids(transactions, table, event_ids) == set(event_ids)
-    assert second.publish_batch() == 2  # its turn once the batch is over
+    assert second.publish_batch() == 0
+    assert unpublished_ids(transactions, table, event_ids) == set(event_ids)
+    assert first.publish_batch() == 2
+    _, later_ids = stage(transactions, table, 1)
+    assert second.publish_batch() == 0  # between batches too
+    first.lease.release()  # what its process's exit does
+    assert second.publish_batch() == 1
+    assert unpublished_ids(transactions, table, later_ids) == set()
+    assert first.publish_batch() == 0  # the lease has moved on
+    second.lease.release()
+    producer.close()
+
+
+def test_a_holder_cut_off_by_the_database_fails_and_another_takes_over(broker, orders_topic, transactions, table):
+    """The holder's connection is terminated (a database restart, a proxy): its next batch fails
+    rather than publish without the lease, and another instance publishes the rows."""
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    first = OutboxPublisher(transactions.engine, table, producer, "cut", KEY)
+    second = OutboxPublisher(transactions.engine, table, producer, "cut", KEY)
+    while first.publish_batch():
+        pass
+    with transactions.begin() as session:
+        assert session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND objid::int = hashtext('shop_outbox_relay:cut')")).scalar()
+    _, event_ids = stage(transactions, table, 2)
+    with pytest.raises(Exception):
+        first.publish_batch()
+    assert second.publish_batch() == 2
+    assert unpublished_ids(transactions, table, event_ids) == set()
+    second.lease.release()
+    producer.close()
+
+
+def test_a_hung_holder_loses_the_lease_after_its_idle_time(broker, orders_topic, transactions, table):
+    """A holder that stops running statements (a hung process keeps its sockets open) is cut off by
+    PostgreSQL after the lease's idle time, so the shop's events do not wait for it."""
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    hung = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=1)
+    other = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=1)
+    while hung.publish_batch():
+        pass
+    _, event_ids = stage(transactions, table, 1)
+    assert other.publish_batch() == 0
+    deadline = time.monotonic() + 10
+    while not other.publish_batch():
+        assert time.monotonic() < deadline, "the hung holder kept the lease"
+        time.sleep(0.2)
+    assert unpublished_ids(transactions, table, event_ids) == set()
+    other.lease.release()
+    producer.close()
+
+
+def test_a_holder_that_cannot_publish_lets_another_instance_take_over(broker, orders_topic, transactions, table):
+    """A relay whose broker connection fails (only its own, say) gives the lease up with the failure,
+    so a healthy instance publishes while it waits to retry."""
+    stranded = KafkaProducer(bootstrap_servers="127.0.0.1:9", request_timeout_ms=1000, max_block_ms=1000,
+                             api_version=(3, 9))
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    failing = OutboxPublisher(transactions.engine, table, stranded, "stranded", KEY)
+    healthy = OutboxPublisher(transactions.engine, table, producer, "stranded", KEY)
+    _, event_ids = stage(transactions, table, 2)
+    with pytest.raises(Exception):
+        failing.publish_batch()
+    while healthy.publish_batch():
+        pass
+    assert unpublished_ids(transactions, table, event_ids) == set()
+    healthy.lease.release()
+    stranded.close(timeout=1)
+    producer.close()
+
+
+def test_the_holder_publishes_a_batch_in_two_statements(broker, orders_topic, transactions, table):
+    """The read and the marking, in autocommit on the lease's connection: no BEGIN, lock or COMMIT
+    per batch once the lease is held (docs/performance.md, item 28)."""
+    from sqlalchemy import event as sql_event
+
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    publisher = OutboxPublisher(transactions.engine, table, producer, "counted", KEY)
+    while publisher.publish_batch():
+        pass
+    statements = []
+    sql_event.listen(publisher.lease.engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *rest: statements.append(statement))
+    _, event_ids = stage(transactions, table, 3)
+    assert publisher.publish_batch() == 3
+    assert [statement.split()[0] for statement in statements] == ["SELECT", "UPDATE"]
+    assert unpublished_ids(transactions, table, event_ids) == set()
+    publisher.lease.release()
     producer.close()
 
 

@@ -6,10 +6,14 @@ marks them published once the broker has acknowledged them. A crash between
 publish and mark republishes, which consumers absorb through their inbox: at
 least once, never lost, even though the local broker keeps nothing on disk.
 
-With several instances of a service, every instance runs a relay, but a
-batch is published under a PostgreSQL advisory lock held for its
-transaction: one relay at a time, so an order's events keep their order, and
-whichever instance is alive takes over at once. Published rows and old inbox
+With several instances of a service, every instance runs a relay, but only
+the one holding the service's relay lease publishes: a PostgreSQL session
+advisory lock on a connection of its own (``RelayLease``). One relay at a
+time, so an order's events keep their order; the holder keeps the lease
+while it is healthy (two statements per batch, no transaction around them),
+and whichever instance is alive takes over as soon as the holder's
+connection ends: at once when its process dies, after ``LEASE_IDLE_SECONDS``
+when it hangs, and when it fails a batch it lets go. Published rows and old inbox
 rows are pruned after ``SHOP_MESSAGE_RETENTION_SECONDS`` (a week by default,
 far longer than any order stays open, so a redrive always finds its rows).
 """
@@ -26,9 +30,10 @@ from nameko import config
 from nameko.extensions import DependencyProvider
 from opentelemetry import trace
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, MetaData, String, Table, any_, bindparam, func, select as sql_select, text,
-    update,
+    BigInteger, Column, DateTime, Index, MetaData, String, Table, any_, bindparam, create_engine, func,
+    select as sql_select, text, update,
 )
+from sqlalchemy.pool import NullPool
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shop_common import faults
@@ -138,13 +143,53 @@ def backlog(session, table):
     return {"unpublished": row[0], "oldest_age_seconds": float(row[1] or 0.0)}
 
 
-LOCKING = sql_select(func.pg_try_advisory_xact_lock(func.hashtext(bindparam("lock_name"))))
+LEASING = sql_select(func.pg_try_advisory_lock(func.hashtext(bindparam("lock_name"))))
+# A holder whose connection sat idle this long is cut off by PostgreSQL, which frees the lease for
+# another instance (a hung process keeps its sockets open). A healthy holder runs a statement at least
+# every IDLE_POLL_SECONDS, and at most ACK_TIMEOUT_SECONDS twice (flush, then the acks) between its
+# read and its marking.
+LEASE_IDLE_SECONDS = 60
+
+
+class RelayLease:
+    """The right to publish one service's outbox: a session-level advisory lock held on a connection of
+    its own, in autocommit. Every statement of the holder runs on that connection, so a holder whose
+    connection was lost can neither read nor mark: it fails, and never publishes without the lease."""
+
+    def __init__(self, engine, name, idle_seconds=LEASE_IDLE_SECONDS):
+        # Never pooled: a pooled connection goes back with its session's locks still held.
+        self.engine = create_engine(engine.url, poolclass=NullPool, hide_parameters=True,
+                                    isolation_level="AUTOCOMMIT")
+        self.name, self.idle_seconds = name, idle_seconds
+        self._connection = None
+        self._held = False
+
+    def connection(self):
+        """The lease's connection if this relay holds the lease (taking it if it is free), else None."""
+        if not self._held:
+            if self._connection is None:
+                self._connection = self.engine.connect()
+                self._connection.exec_driver_sql(f"SET idle_session_timeout = '{int(self.idle_seconds)}s'")
+            self._held = bool(self._connection.execute(LEASING, {"lock_name": self.name}).scalar())
+        return self._connection if self._held else None
+
+    def release(self):
+        """Let go by ending the connection (PostgreSQL frees a session's locks with it): also right
+        when the connection is broken already."""
+        connection, self._connection, self._held = self._connection, None, False
+        if connection is not None:
+            try:
+                connection.invalidate()
+                connection.close()
+            except Exception:  # it is broken already
+                log.debug("closing the relay lease's connection", exc_info=True)
 
 
 @functools.cache
 def _publishing(table):
-    """(the oldest unpublished rows, the marking of the rows sent), built once per table. The rows
-    are read in a statement after the lock's: its snapshot then holds what the last holder committed."""
+    """(the oldest unpublished rows, the marking of the rows sent), built once per table. Each runs on
+    its own in autocommit, after the lease was taken: the read's snapshot holds what the last holder
+    committed before its connection ended."""
     batch = sql_select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(bindparam("limit"))
     marking = (update(table).where(table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
                .values(published_at=func.now()))
@@ -154,26 +199,30 @@ def _publishing(table):
 class OutboxPublisher:
     """Publishes one batch of unpublished rows; usable without Nameko."""
 
-    def __init__(self, engine, table, producer, service, signing_key, ack_timeout_seconds=ACK_TIMEOUT_SECONDS):
+    def __init__(self, engine, table, producer, service, signing_key, ack_timeout_seconds=ACK_TIMEOUT_SECONDS,
+                 lease_idle_seconds=LEASE_IDLE_SECONDS):
         self.transactions = Transactions(engine)
         self.signing_key = signing_key  # this service's own (shop_common.messaging.event_signing)
         self.table = table
         self.producer = producer
         self.service = service
         self.ack_timeout_seconds = ack_timeout_seconds
-        self.lock_name = f"shop_outbox_relay:{service}"
+        self.lease = RelayLease(engine, f"shop_outbox_relay:{service}", lease_idle_seconds)
 
     def publish_batch(self, limit=BATCH_SIZE):
         """Publish the oldest unpublished rows, wait for the broker's acknowledgement, mark them.
 
         Returns how many were published; 0 as well when another instance's
-        relay holds the lock (it is publishing them).
+        relay holds the lease (it is publishing them). On any failure the
+        lease is let go, so a healthy instance can take over while this one
+        waits to try again.
         """
         batch, marking = _publishing(self.table)
-        with self.transactions.begin() as session:
-            if not session.execute(LOCKING, {"lock_name": self.lock_name}).scalar():
+        try:
+            connection = self.lease.connection()
+            if connection is None:
                 return 0
-            rows = session.execute(batch, {"limit": limit}).all()
+            rows = connection.execute(batch, {"limit": limit}).all()
             if not rows:
                 return 0
             faults.raise_if_rolled("outbox_publish_failure_rate", service=self.service)
@@ -181,7 +230,10 @@ class OutboxPublisher:
             self.producer.flush(timeout=self.ack_timeout_seconds)
             for future in futures:
                 future.get(timeout=self.ack_timeout_seconds)  # raises on any failed send: nothing is marked
-            session.execute(marking, {"ids": [row.id for row in rows]})
+            connection.execute(marking, {"ids": [row.id for row in rows]})
+        except BaseException:
+            self.lease.release()
+            raise
         acknowledged = datetime.now(timezone.utc)
         for row in rows:
             OUTBOX_PUBLISH_DELAY.labels(self.service).observe((acknowledged - row.created_at).total_seconds())
@@ -225,7 +277,8 @@ class OutboxRelay(DependencyProvider):
         self._running = False
 
     def setup(self):
-        self.engine = make_engine(config["DATABASE_URL"], pool_size=3)
+        # LISTEN and the housekeeping; the lease has a connection of its own (3 in all, docs/deploy.md).
+        self.engine = make_engine(config["DATABASE_URL"], pool_size=2)
         self.servers = kafka_settings().get("bootstrap_servers", "127.0.0.1:9092")
         service = self.container.service_name
         key = event_signing.configured_keys().get(service)
@@ -246,6 +299,7 @@ class OutboxRelay(DependencyProvider):
         eventlet.sleep(0)
         if self.publisher.producer is not None:
             self.publisher.producer.close(timeout=5)
+        self.publisher.lease.release()  # another instance takes over at once
         self.engine.dispose()
 
     kill = stop
