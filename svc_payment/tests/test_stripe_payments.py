@@ -161,3 +161,29 @@ def test_workers_share_their_connections_to_stripe(localstripe_url, monkeypatch)
         charged = eventlet.spawn(provider.get_dependency(None).charge, payment(), no_record).wait()
         assert charged["status"] == "succeeded"
     assert len(opened) == 1
+
+
+def provider_for(localstripe_url):
+    with config.patch({"STRIPE": {"api_key": "sk_test_unit", "api_base": localstripe_url, "timeout_seconds": 2}}):
+        provider = PaymentProvider()
+        provider.setup()
+    return provider.get_dependency(None)
+
+
+def test_the_proxy_the_environment_names_for_stripe_is_used_and_read_once(localstripe_url, monkeypatch):
+    """HTTP(S)_PROXY and NO_PROXY apply as requests reads them, once when the service starts (requests read
+    the whole environment on every call: docs/performance.md, item 29)."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("http_proxy", raising=False)
+    through_the_proxy = provider_for(localstripe_url)
+    with pytest.raises(Exception):
+        through_the_proxy.charge(payment(), no_record)
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct = provider_for(localstripe_url)
+    assert direct.charge(payment(), no_record)["status"] == "succeeded"
+
+    monkeypatch.delenv("NO_PROXY")  # read at start only: the running service keeps going direct
+    assert direct.charge(payment(), no_record)["status"] == "succeeded"
