@@ -181,8 +181,10 @@ def test_a_holder_cut_off_by_the_database_fails_and_another_takes_over(broker, o
     while first.publish_batch():
         pass
     with transactions.begin() as session:
-        assert session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                                    "AND objid::int = hashtext('shop_outbox_relay:cut')")).scalar()
+        holder = session.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                                      "AND objid::int = hashtext('shop_outbox_relay:cut')")).scalar_one()
+        assert session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder}).scalar()
+    wait_for(lambda: not backend_alive(transactions, holder), 10)  # termination is a signal, not instant
     _, event_ids = stage(transactions, table, 2)
     with pytest.raises(Exception):
         first.publish_batch()
@@ -196,8 +198,9 @@ def test_a_hung_holder_loses_the_lease_after_its_idle_time(broker, orders_topic,
     """A holder that stops running statements (a hung process keeps its sockets open) is cut off by
     PostgreSQL after the lease's idle time, so the shop's events do not wait for it."""
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
-    hung = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=1)
-    other = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=1)
+    # 3 s: the other's first try must come while the holder still holds, even on a slow machine.
+    hung = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=3)
+    other = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=3)
     while hung.publish_batch():
         pass
     _, event_ids = stage(transactions, table, 1)
@@ -313,6 +316,11 @@ def test_after_a_hung_broker_every_row_is_published_and_sent_once_per_attempt(ow
                      if record.key == order_id.encode())
     assert set(copies) == set(event_ids)
     assert max(copies.values()) <= 3, copies  # attempts at about 0 and 13 s; a retry inside one at most
+
+
+def backend_alive(transactions, pid):
+    with transactions.begin() as session:
+        return session.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar()
 
 
 def wait_for(condition, timeout):

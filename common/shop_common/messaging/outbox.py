@@ -144,6 +144,7 @@ def backlog(session, table):
 
 
 LEASING = sql_select(func.pg_try_advisory_lock(func.hashtext(bindparam("lock_name"))))
+UNLEASING = sql_select(func.pg_advisory_unlock(func.hashtext(bindparam("lock_name"))))
 # A holder whose connection sat idle this long is cut off by PostgreSQL, which frees the lease for
 # another instance (a hung process keeps its sockets open). A healthy holder runs a statement at least
 # every IDLE_POLL_SECONDS, and at most ACK_TIMEOUT_SECONDS twice (flush, then the acks) between its
@@ -174,15 +175,21 @@ class RelayLease:
         return self._connection if self._held else None
 
     def release(self):
-        """Let go by ending the connection (PostgreSQL frees a session's locks with it): also right
-        when the connection is broken already."""
-        connection, self._connection, self._held = self._connection, None, False
-        if connection is not None:
-            try:
-                connection.invalidate()
-                connection.close()
-            except Exception:  # it is broken already
-                log.debug("closing the relay lease's connection", exc_info=True)
+        """Let go: unlock, so another instance can take the lease as soon as this returns, then end the
+        connection (PostgreSQL frees a session's locks with it, which covers a broken connection)."""
+        connection, held, self._connection, self._held = self._connection, self._held, None, False
+        if connection is None:
+            return
+        try:
+            if held:
+                connection.execute(UNLEASING, {"lock_name": self.name})
+        except Exception:  # broken: ending the session frees the lock
+            log.debug("unlocking the relay lease", exc_info=True)
+        try:
+            connection.invalidate()
+            connection.close()
+        except Exception:
+            log.debug("closing the relay lease's connection", exc_info=True)
 
 
 @functools.cache
