@@ -11,9 +11,10 @@ the one holding the service's relay lease publishes: a PostgreSQL session
 advisory lock on a connection of its own (``RelayLease``). One relay at a
 time, so an order's events keep their order; the holder keeps the lease
 while it is healthy (two statements per batch, no transaction around them),
-and whichever instance is alive takes over as soon as the holder's
-connection ends: at once when its process dies, after ``LEASE_IDLE_SECONDS``
-when it hangs, and when it fails a batch it lets go. Published rows and old inbox
+and another instance takes over as soon as the holder lets go (it unlocks
+when it stops or fails a batch), its process dies (PostgreSQL frees a
+session's locks when its connection ends) or, when it hangs, after
+``LEASE_IDLE_SECONDS`` without a statement. Published rows and old inbox
 rows are pruned after ``SHOP_MESSAGE_RETENTION_SECONDS`` (a week by default,
 far longer than any order stays open, so a redrive always finds its rows).
 """
@@ -196,7 +197,7 @@ class RelayLease:
 def _publishing(table):
     """(the oldest unpublished rows, the marking of the rows sent), built once per table. Each runs on
     its own in autocommit, after the lease was taken: the read's snapshot holds what the last holder
-    committed before its connection ended."""
+    committed before it let go."""
     batch = sql_select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(bindparam("limit"))
     marking = (update(table).where(table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
                .values(published_at=func.now()))
