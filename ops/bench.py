@@ -381,9 +381,22 @@ def _ms(seconds):
     return None if seconds is None else round(seconds * 1000, 1)
 
 
+def code_version():
+    """The commit measured, "+changes" when the checkout differs from it: runs compared side by side must
+    say which code each one ran. None outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
+
+
 def report(result):
     limits, shop = result["limits"], result["shop"]
-    lines = ["", f"make bench, {result['date']} on {result['machine']}", ""]
+    lines = ["", f"make bench, {result['date']} on {result['machine']}, code {result.get('code')}", ""]
 
     def row(what, figure, limit=None, goal=""):
         ratio = f"{figure / limit:6.2f}" if figure and limit else "      "
@@ -449,7 +462,7 @@ def main():
     args = parser.parse_args()
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
-              "limits": {}, "shop": {}}
+              "code": code_version(), "limits": {}, "shop": {}}
     limits, shop_figures = result["limits"], result["shop"]
 
     progress("limits: raw kombu round trip on this RabbitMQ")
