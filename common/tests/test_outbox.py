@@ -73,10 +73,15 @@ def read_all(broker, topic):
     return records
 
 
-def drain(publisher):
-    """Publish everything, then let the lease go as a stopping relay does (the next test's publisher takes it)."""
+def publish_all(publisher):
+    """Publish everything waiting; the publisher keeps the lease."""
     while publisher.publish_batch():
         pass
+
+
+def drain(publisher):
+    """Publish everything, then let the lease go as a stopping relay does (the next test's publisher takes it)."""
+    publish_all(publisher)
     publisher.lease.release()
 
 
@@ -156,8 +161,7 @@ def test_one_relay_per_service_publishes_at_a_time(broker, orders_topic, transac
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     first = OutboxPublisher(transactions.engine, table, producer, "twins", KEY)
     second = OutboxPublisher(transactions.engine, table, producer, "twins", KEY)
-    while first.publish_batch():
-        pass
+    publish_all(first)
     _, event_ids = stage(transactions, table, 2)
     assert second.publish_batch() == 0
     assert unpublished_ids(transactions, table, event_ids) == set(event_ids)
@@ -178,8 +182,7 @@ def test_a_holder_cut_off_by_the_database_fails_and_another_takes_over(broker, o
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     first = OutboxPublisher(transactions.engine, table, producer, "cut", KEY)
     second = OutboxPublisher(transactions.engine, table, producer, "cut", KEY)
-    while first.publish_batch():
-        pass
+    publish_all(first)
     with transactions.begin() as session:
         holder = session.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
                                       "AND objid::int = hashtext('shop_outbox_relay:cut')")).scalar_one()
@@ -201,8 +204,7 @@ def test_a_hung_holder_loses_the_lease_after_its_idle_time(broker, orders_topic,
     # 3 s: the other's first try must come while the holder still holds, even on a slow machine.
     hung = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=3)
     other = OutboxPublisher(transactions.engine, table, producer, "hung", KEY, lease_idle_seconds=3)
-    while hung.publish_batch():
-        pass
+    publish_all(hung)
     _, event_ids = stage(transactions, table, 1)
     assert other.publish_batch() == 0
     deadline = time.monotonic() + 10
@@ -225,8 +227,7 @@ def test_a_holder_that_cannot_publish_lets_another_instance_take_over(broker, or
     _, event_ids = stage(transactions, table, 2)
     with pytest.raises(Exception):
         failing.publish_batch()
-    while healthy.publish_batch():
-        pass
+    publish_all(healthy)
     assert unpublished_ids(transactions, table, event_ids) == set()
     healthy.lease.release()
     stranded.close(timeout=1)
@@ -240,8 +241,7 @@ def test_the_holder_publishes_a_batch_in_two_statements(broker, orders_topic, tr
 
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     publisher = OutboxPublisher(transactions.engine, table, producer, "counted", KEY)
-    while publisher.publish_batch():
-        pass
+    publish_all(publisher)
     statements = []
     sql_event.listen(publisher.lease.engine, "before_cursor_execute",
                      lambda conn, cursor, statement, *rest: statements.append(statement))
